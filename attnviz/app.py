@@ -1,0 +1,65 @@
+"""The Hydra entry point: ``python run.py`` / ``attnviz`` compose conf/ and call :func:`run`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from attnviz.config import PROJECT_ROOT, register_configs
+from attnviz.errors import AttnvizError
+from attnviz.visualizer import AttentionVisualizer
+
+log = logging.getLogger("attnviz")
+register_configs()
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    if cfg.get("output_dir"):
+        return Path(cfg.output_dir)
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def processor_kwargs(model_cfg: DictConfig) -> dict[str, Any]:
+    limits = {"min_pixels": model_cfg.min_pixels, "max_pixels": model_cfg.max_pixels}
+    return {k: int(v) for k, v in limits.items() if v is not None}
+
+
+def run(cfg: DictConfig) -> Path:
+    """One run: model + sample + layer -> video, trace, metadata in the run directory. Returns the MP4 path."""
+    viz = AttentionVisualizer(
+        cfg.model.path,
+        max_image_num=cfg.max_image_num,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        attn_implementation=cfg.model.attn_implementation,
+        processor_kwargs=processor_kwargs(cfg.model),
+        generation=cfg.generation,
+        render=cfg.render,
+        video=cfg.video,
+        prompt_template=cfg.dataset.prompt_template,
+        output_dir=run_dir_of(cfg),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    sample, images = viz.load_sample_data(cfg.dataset.json, cfg.dataset.image_dir, cfg.sample_idx)
+    video = viz.create_attention_visualization_for_sample(
+        sample, images, layer_idx=cfg.layer_idx, start_phrase=cfg.start_phrase
+    )
+    return Path(video)
+
+
+# An absolute path: the same conf/ for `python run.py` and the `attnviz` console script (editable install).
+@hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except AttnvizError as err:
+        if cfg.get("debug"):
+            raise
+        log.error("%s", err)
+        sys.exit(2)

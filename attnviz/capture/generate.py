@@ -1,0 +1,56 @@
+"""Generation with capture: the model's own generate(), with the recorder listening."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers.generation.streamers import BaseStreamer
+
+from attnviz.capture.recorder import RowRecorder, recording
+
+log = logging.getLogger(__name__)
+
+
+class _ProgressStreamer(BaseStreamer):
+    """Advances a tqdm bar once per generated token (generate's first put() is the prompt)."""
+
+    def __init__(self, total: int):
+        self.bar = tqdm(total=total, desc="generate", unit="tok", leave=False)
+        self._seen_prompt = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if self._seen_prompt:
+            self.bar.update(1)
+        self._seen_prompt = True
+
+    def end(self) -> None:
+        self.bar.close()
+
+
+def sampling_kwargs(gen_cfg: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"max_new_tokens": int(gen_cfg.max_new_tokens), "do_sample": bool(gen_cfg.do_sample)}
+    if gen_cfg.do_sample:
+        kwargs.update(temperature=gen_cfg.temperature, top_p=gen_cfg.top_p, top_k=gen_cfg.top_k)
+    else:  # greedy: unset the checkpoint's sampling defaults so generate() does not warn about them
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+def generate_with_capture(
+    model: Any, inputs: dict[str, Any], layers: list[int], gen_cfg: Any
+) -> tuple[list[int], RowRecorder]:
+    """Generate for a batch of one; returns the generated ids (T,) and a recorder holding T rows per layer."""
+    torch.manual_seed(int(gen_cfg.seed))
+    recorder = RowRecorder(layers)
+    prompt_len = inputs["input_ids"].shape[1]
+    streamer = _ProgressStreamer(int(gen_cfg.max_new_tokens))
+    with torch.inference_mode(), recording(recorder):
+        out = model.generate(**inputs, streamer=streamer, **sampling_kwargs(gen_cfg))  # (1, S)
+    generated = out[0, prompt_len:].tolist()
+    if recorder.n_steps() != len(generated):
+        raise RuntimeError(f"captured {recorder.n_steps()} rows for {len(generated)} generated tokens")
+    log.info("generated %d tokens", len(generated))
+    return generated, recorder

@@ -1,0 +1,103 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+The YAML files in ``conf/`` extend these schemas (``defaults: [<group>_schema]``), so a wrong type or an unknown
+key fails when Hydra composes the config, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REASON_RFT_PROMPT = (
+    "{Question}  Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
+)
+
+
+@dataclass
+class ModelConfig:
+    path: str = MISSING  # local checkpoint folder (config + safetensors + processor files)
+    name: str = "custom"
+    default_layer: int = 20  # layer_idx when none is given on the command line
+    attn_implementation: str = "sdpa"  # what computes the output; attnviz wraps it for the language model
+    min_pixels: Optional[int] = None  # processor pixel limits (None: the checkpoint's own)
+    max_pixels: Optional[int] = None
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "custom"
+    json: str = MISSING  # Reason-RFT style JSON list of samples
+    image_dir: str = MISSING  # image paths in the JSON are relative to this folder
+    prompt_template: str = REASON_RFT_PROMPT
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 768
+    do_sample: bool = False
+    temperature: float = 0.1
+    top_p: float = 0.9
+    top_k: int = 50
+    seed: int = 0
+
+
+@dataclass
+class RenderConfig:
+    colormap: str = "red_green"  # red (low) -> green (high), the predecessor's look
+    gamma: float = 0.4  # lifts mid-range weights after min-max scaling
+    tint_alpha: float = 0.45  # opacity of the cell tint over the image
+    grid_lines: bool = True
+    font_path: Optional[str] = None  # monospace font; None: search the system
+    font_size: int = 22
+
+
+@dataclass
+class VideoConfig:
+    width: int = 1920
+    height: int = 1080
+    fps: float = 4.0
+    crf: int = 23
+    codec: str = "libx264"
+    pixel_format: str = "yuv420p"
+
+
+@dataclass
+class AppConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    sample_idx: int = 0
+    layer_idx: int = "${model.default_layer}"  # type: ignore[assignment]  # negative counts from the end
+    start_phrase: str = "Based on the following requirements"
+    max_image_num: int = 2
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    output_dir: Optional[str] = None  # None: Hydra's run directory
+    debug: bool = False  # full tracebacks instead of one-line errors
+
+
+GROUP_SCHEMAS: dict[str, Any] = {
+    "model": ModelConfig,
+    "dataset": DatasetConfig,
+    "generation": GenerationConfig,
+    "render": RenderConfig,
+    "video": VideoConfig,
+}
+
+
+def register_configs() -> None:
+    """Store the schemas; YAML group members name them in their defaults list."""
+    cs = ConfigStore.instance()
+    cs.store(name="app_schema", node=AppConfig)
+    for group, schema in GROUP_SCHEMAS.items():
+        cs.store(group=group, name=f"{group}_schema", node=schema)
+    if not OmegaConf.has_resolver("project_root"):
+        OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))

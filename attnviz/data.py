@@ -1,0 +1,86 @@
+"""Samples: a Reason-RFT style JSON list of {"id", "image", "problem", "solution", "answer"}."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from attnviz.errors import AttnvizError
+
+
+@dataclass
+class Sample:
+    id: str
+    problem: str
+    image_paths: list[str]  # relative to the image directory, as written in the JSON
+    fields: dict[str, Any] = field(default_factory=dict)  # the raw JSON object (solution, answer, ...)
+
+
+def read_samples(json_path: str | Path) -> list[dict[str, Any]]:
+    path = Path(json_path).expanduser()
+    if not path.is_file():
+        raise AttnvizError(f"dataset.json={json_path} does not exist; point it at the benchmark JSON file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = _read_jsonl(text, path)
+    if not isinstance(data, list):
+        raise AttnvizError(f"dataset.json={json_path} must hold a JSON list of samples, not {type(data).__name__}")
+    return data
+
+
+def _read_jsonl(text: str, path: Path) -> list[Any]:
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as err:
+        raise AttnvizError(f"dataset.json={path} is neither JSON nor JSON lines ({err})") from None
+
+
+def parse_sample(raw: Any, index: int) -> Sample:
+    if not isinstance(raw, dict):
+        raise AttnvizError(f"sample {index} is not a JSON object")
+    for key in ("problem", "image"):
+        if key not in raw:
+            raise AttnvizError(f"sample {index} has no {key!r} field; every sample needs 'problem' and 'image'")
+    images = raw["image"]
+    if isinstance(images, str):
+        images = [images]
+    if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
+        raise AttnvizError(f"sample {index}: 'image' must be a path or a list of paths")
+    return Sample(id=str(raw.get("id", index)), problem=str(raw["problem"]), image_paths=images, fields=raw)
+
+
+def load_images(sample: Sample, image_dir: str | Path, max_image_num: int) -> list[Image.Image]:
+    if len(sample.image_paths) > max_image_num:
+        raise AttnvizError(
+            f"sample {sample.id} has {len(sample.image_paths)} images but max_image_num={max_image_num}; "
+            f"raise max_image_num"
+        )
+    return [_open_image(Path(image_dir).expanduser() / rel, sample.id) for rel in sample.image_paths]
+
+
+def _open_image(path: Path, sample_id: str) -> Image.Image:
+    if not path.is_file():
+        raise AttnvizError(f"sample {sample_id}: image {path} does not exist; check dataset.image_dir")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise AttnvizError(f"sample {sample_id}: image {path} cannot be read ({err})") from None
+
+
+def load_sample(
+    json_path: str | Path, image_dir: str | Path, sample_idx: int, max_image_num: int = 2
+) -> tuple[Sample, list[Image.Image]]:
+    samples = read_samples(json_path)
+    if not -len(samples) <= sample_idx < len(samples):
+        raise AttnvizError(
+            f"sample_idx={sample_idx} is out of range: {json_path} has {len(samples)} samples (0..{len(samples) - 1})"
+        )
+    sample = parse_sample(samples[sample_idx], sample_idx % len(samples))
+    return sample, load_images(sample, image_dir, max_image_num)

@@ -1,0 +1,41 @@
+"""The adapter interface: everything attnviz needs to know about one model family."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from PIL import Image
+
+from attnviz.trace import ImageGeometry
+
+
+class ModelAdapter(ABC):
+    """One small adapter per family: prompt, inputs, image-token geometry."""
+
+    family: str = ""
+    model_types: tuple[str, ...] = ()  # config.model_type values this adapter handles
+
+    def __init__(self, processor: Any, config: Any):
+        self.processor = processor
+        self.config = config
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+
+    def build_prompt(self, question: str, n_images: int) -> str:
+        """The chat-templated prompt text: every image, then the question, then the generation prompt."""
+        content: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
+        content.append({"type": "text", "text": question})
+        messages = [{"role": "user", "content": content}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def prepare_inputs(self, prompt: str, images: list[Image.Image]) -> dict[str, Any]:
+        """Processor output (tensors, batch of one) ready for ``model.generate``."""
+        return dict(self.processor(text=[prompt], images=images or None, return_tensors="pt"))
+
+    @abstractmethod
+    def image_token_id(self) -> int | None:
+        """Id of the placeholder token that stands for image patches (None for text-only models)."""
+
+    @abstractmethod
+    def image_geometry(self, inputs: dict[str, Any]) -> list[ImageGeometry]:
+        """Per image: where its tokens start and the grid they tile, from the processor's output."""

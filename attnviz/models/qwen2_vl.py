@@ -1,0 +1,58 @@
+"""Qwen2-VL (and the checkpoints fine-tuned from it, e.g. Reason-RFT).
+
+Each image is resized to multiples of patch·merge (14·2 = 28 px); ``image_grid_thw[i] = (t, h, w)`` in patches;
+image i contributes ``t·h·w / merge²`` placeholder tokens, one contiguous run, raster order over the merged
+``(h / merge, w / merge)`` grid, images in prompt order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from attnviz.errors import AttnvizError
+from attnviz.models.base import ModelAdapter
+from attnviz.trace import ImageGeometry
+
+
+def placeholder_runs(input_ids: torch.Tensor, token_id: int) -> list[tuple[int, int]]:
+    """(S,) ids -> [(start, length)] of each contiguous run of ``token_id``, in order."""
+    is_tok = (input_ids == token_id).to(torch.int8)
+    edges = torch.diff(is_tok, prepend=torch.zeros(1, dtype=torch.int8), append=torch.zeros(1, dtype=torch.int8))
+    starts = torch.nonzero(edges == 1).flatten().tolist()
+    ends = torch.nonzero(edges == -1).flatten().tolist()
+    return [(s, e - s) for s, e in zip(starts, ends, strict=True)]
+
+
+class Qwen2VLAdapter(ModelAdapter):
+    family = "Qwen2-VL"
+    model_types = ("qwen2_vl",)
+
+    def image_token_id(self) -> int | None:
+        return getattr(self.config, "image_token_id", None)
+
+    def _patch_and_merge(self) -> tuple[int, int]:
+        image_processor = self.processor.image_processor
+        return int(image_processor.patch_size), int(image_processor.merge_size)
+
+    def image_geometry(self, inputs: dict[str, Any]) -> list[ImageGeometry]:
+        grids = inputs.get("image_grid_thw")
+        if grids is None:
+            return []
+        patch, merge = self._patch_and_merge()
+        runs = placeholder_runs(inputs["input_ids"][0], self.image_token_id())
+        if len(runs) != len(grids):
+            raise AttnvizError(
+                f"found {len(runs)} image-token runs in the prompt but {len(grids)} images were processed; "
+                "the chat template must place each image once"
+            )
+        geometries = []
+        for index, ((start, length), (t, h, w)) in enumerate(zip(runs, grids.tolist(), strict=True)):
+            grid_h, grid_w = h // merge, w // merge
+            if t * grid_h * grid_w != length:
+                raise AttnvizError(f"image {index}: {length} tokens do not tile a {t}x{grid_h}x{grid_w} grid")
+            geometries.append(
+                ImageGeometry(index, start, grid_h * t, grid_w, pixel_h=h * patch, pixel_w=w * patch)
+            )
+        return geometries

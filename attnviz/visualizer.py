@@ -1,0 +1,138 @@
+"""The Python API (the predecessor's, kept) and the one place a run is carried out.
+
+    viz = AttentionVisualizer("/ckpt/qwen2-vl", max_image_num=2)
+    sample, images = viz.load_sample_data("test.json", "VLM", sample_idx=3)
+    mp4 = viz.create_attention_visualization_for_sample(sample, images, layer_idx=20)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from PIL import Image
+
+from attnviz.config import REASON_RFT_PROMPT, GenerationConfig, RenderConfig, VideoConfig
+from attnviz.data import load_sample, parse_sample
+from attnviz.models.loading import load_model
+from attnviz.outputs import package_versions, token_table, video_name, write_json_atomic
+from attnviz.render import find_text_start, frame_count, render_frames
+from attnviz.trace import Trace, save_trace
+from attnviz.tracing import build_trace, resolve_layer
+from attnviz.video import write_video
+
+log = logging.getLogger(__name__)
+ROW_SEMANTICS = (
+    "frame t shows generated token t in blue and the head-averaged attention row of the query just before it "
+    "(the row that produced token t; for t = 0 the prompt's last position)"
+)
+
+
+class AttentionVisualizer:
+    def __init__(
+        self,
+        model_path: str,
+        max_image_num: int = 2,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        attn_implementation: str = "sdpa",
+        processor_kwargs: dict[str, Any] | None = None,
+        generation: Any = None,
+        render: Any = None,
+        video: Any = None,
+        prompt_template: str = REASON_RFT_PROMPT,
+        output_dir: str | Path = ".",
+        config: dict[str, Any] | None = None,
+    ):
+        t0 = time.perf_counter()
+        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs)
+        self.max_image_num = max_image_num
+        self.generation = generation or GenerationConfig()
+        self.render = render or RenderConfig()
+        self.video = video or VideoConfig()
+        self.prompt_template = prompt_template
+        self.output_dir = Path(output_dir)
+        self.config = config
+        self.timings: dict[str, float] = {"load_s": time.perf_counter() - t0}
+
+    def load_sample_data(
+        self, json_path: str, image_dir: str, sample_idx: int = 0
+    ) -> tuple[dict[str, Any], list[Image.Image]]:
+        """The sample's JSON object and its images (RGB)."""
+        sample, images = load_sample(json_path, image_dir, sample_idx, self.max_image_num)
+        return sample.fields, images
+
+    def create_attention_visualization_for_sample(
+        self,
+        sample: dict[str, Any],
+        images: list[Image.Image],
+        layer_idx: int = 20,
+        start_phrase: str = "Based on the following requirements",
+        output_dir: str | Path | None = None,
+    ) -> str:
+        """Generate, capture, render; returns the MP4's path. metadata.json is written last."""
+        run_dir = Path(output_dir) if output_dir is not None else self.output_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        layer = resolve_layer(layer_idx, self.loaded.num_layers)
+        parsed = parse_sample(sample, 0)
+        t0 = time.perf_counter()
+        trace, prompt = build_trace(
+            self.loaded, parsed, images, [layer], self.generation, self.prompt_template
+        )
+        self.timings["generate_s"] = time.perf_counter() - t0
+        save_trace(trace, run_dir / "trace")
+        text_start, found = find_text_start(trace, start_phrase)
+        if not found:
+            log.warning("start_phrase %r not found; the text panel starts at the last assistant turn", start_phrase)
+        t0 = time.perf_counter()
+        video_path = run_dir / video_name(layer)
+        frames = render_frames(
+            trace, layer, images, self.render, self.video, sample_id=parsed.id, text_start=text_start
+        )
+        write_video(frames, video_path, self.video, total=frame_count(trace))
+        self.timings["render_s"] = time.perf_counter() - t0
+        self._write_metadata(run_dir, trace, parsed.fields, prompt, layer, (text_start, found), video_path)
+        log.info("wrote %s", video_path)
+        return str(video_path)
+
+    def _write_metadata(self, run_dir, trace: Trace, sample, prompt, layer, text_start, video_path) -> None:
+        loaded = self.loaded
+        payload = {
+            "status": "complete",
+            "model": {
+                "path": loaded.path,
+                "family": loaded.adapter.family,
+                "device": str(loaded.device),
+                "dtype": str(loaded.dtype).removeprefix("torch."),
+                "num_layers": loaded.num_layers,
+            },
+            "sample": {"id": str(sample.get("id", "")), **{k: v for k, v in sample.items() if k != "id"}},
+            "layer": layer,
+            "captured_layers": trace.layers,
+            "row_semantics": ROW_SEMANTICS,
+            "prompt": prompt,
+            "generated_text": trace.generated_text(),
+            "prompt_len": trace.prompt_len,
+            "n_generated": trace.n_steps,
+            "n_frames": frame_count(trace),
+            "text_start": {"position": text_start[0], "start_phrase_found": text_start[1]},
+            "images": [asdict(g) for g in trace.images],
+            "tokens": token_table(trace),
+            "files": {"video": video_path.name, "trace": "trace"},
+            "timings": dict(self.timings),
+            "versions": package_versions(),
+            "config": self.config or _settings_dict(self),
+        }
+        write_json_atomic(run_dir / "metadata.json", payload)
+
+
+def _settings_dict(viz: AttentionVisualizer) -> dict[str, Any]:
+    def plain(obj: Any) -> Any:
+        return OmegaConf.to_container(obj, resolve=True) if OmegaConf.is_config(obj) else asdict(obj)
+
+    return {"generation": plain(viz.generation), "render": plain(viz.render), "video": plain(viz.video)}
