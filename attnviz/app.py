@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from attnviz.config import PROJECT_ROOT, register_configs
+from attnviz.data import load_sample
 from attnviz.errors import AttnvizError
 from attnviz.visualizer import AttentionVisualizer
 
@@ -32,6 +33,8 @@ def processor_kwargs(model_cfg: DictConfig) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> Path:
     """One run: model + sample + layer -> video, trace, metadata in the run directory. Returns the MP4 path."""
+    # The dataset is checked before the model loads: a typo should not cost a checkpoint load.
+    sample, images = load_sample(cfg.dataset.json, cfg.dataset.image_dir, cfg.sample_idx, cfg.max_image_num)
     viz = AttentionVisualizer(
         cfg.model.path,
         max_image_num=cfg.max_image_num,
@@ -46,9 +49,8 @@ def run(cfg: DictConfig) -> Path:
         output_dir=run_dir_of(cfg),
         config=OmegaConf.to_container(cfg, resolve=True),
     )
-    sample, images = viz.load_sample_data(cfg.dataset.json, cfg.dataset.image_dir, cfg.sample_idx)
     video = viz.create_attention_visualization_for_sample(
-        sample, images, layer_idx=cfg.layer_idx, start_phrase=cfg.start_phrase
+        sample.fields, images, layer_idx=cfg.layer_idx, start_phrase=cfg.start_phrase
     )
     return Path(video)
 
