@@ -43,13 +43,6 @@ def tiny_qwen2vl_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def demo_loaded(demo_model_dir):
-    from attnviz.models.loading import load_model
-
-    return load_model(str(demo_model_dir), device="cpu", dtype="float32")
-
-
 @pytest.fixture()
 def compose_cfg(tmp_path):
     """compose(overrides) -> DictConfig with the run directory in tmp_path."""

@@ -62,10 +62,11 @@ def _check_run_dir(run_dir: Path, layer: int, sample_idx: int, size: tuple[int, 
 
 
 @pytest.mark.slow
-def test_single_run_with_defaults(tmp_path):
+def test_single_run_with_defaults(tmp_path, compose_cfg):
+    default_layer = compose_cfg().layer_idx  # the demo preset's best layer
     result = _cli(f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    meta = _check_run_dir(tmp_path / "run", layer=2, sample_idx=0, size=(1920, 1080))
+    meta = _check_run_dir(tmp_path / "run", layer=default_layer, sample_idx=0, size=(1920, 1080))
     assert meta["model"]["family"] == "Qwen2-VL" and meta["sample"]["id"]
     kinds = {t["kind"] for t in meta["tokens"]}
     assert kinds == {"text", "image", "special"}
