@@ -8,7 +8,7 @@ import torch
 
 from attnviz.capture import RowRecorder, recording
 from attnviz.capture.generate import generate_with_capture
-from attnviz.config import GenerationConfig
+from attnviz.config import REASON_RFT_PROMPT, GenerationConfig
 from attnviz.data import load_sample
 from attnviz.models.loading import load_model
 from tests.conftest import DEMO_DATA
@@ -18,7 +18,7 @@ GEN = GenerationConfig(max_new_tokens=24)
 
 def _inputs(loaded, sample_idx: int):
     sample, images = load_sample(DEMO_DATA / "demo.json", DEMO_DATA, sample_idx)
-    prompt = loaded.adapter.build_prompt(sample.problem, len(images))
+    prompt = loaded.adapter.build_prompt(REASON_RFT_PROMPT.format(Question=sample.problem), len(images))
     return loaded.adapter.prepare_inputs(prompt, images)
 
 

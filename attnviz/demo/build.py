@@ -22,7 +22,9 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from attnviz.config import REASON_RFT_PROMPT
 from attnviz.demo import synth
+from attnviz.models.base import chat_prompt
 
 # Qwen2-VL's added tokens, in the real tokenizer's order (ids differ: ours start at 0).
 SPECIAL_TOKENS = [
@@ -151,10 +153,7 @@ def build_config(tokenizer: Qwen2Tokenizer) -> Qwen2VLConfig:
 
 def build_prompt(processor: Qwen2VLProcessor, n_images: int, problem: str) -> str:
     """The exact prompt attnviz builds: every image, then the problem in Reason-RFT's question template."""
-    content = [{"type": "image"} for _ in range(n_images)]
-    content.append({"type": "text", "text": f"{problem}{synth.PROMPT_SUFFIX}"})
-    messages = [{"role": "user", "content": content}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return chat_prompt(processor, REASON_RFT_PROMPT.format(Question=problem), n_images)
 
 
 def encode(

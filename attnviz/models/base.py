@@ -10,6 +10,14 @@ from PIL import Image
 from attnviz.trace import ImageGeometry
 
 
+def chat_prompt(processor: Any, question: str, n_images: int) -> str:
+    """The chat-templated prompt text: every image, then the question, then the generation prompt."""
+    content: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
+    content.append({"type": "text", "text": question})
+    messages = [{"role": "user", "content": content}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
 class ModelAdapter(ABC):
     """One small adapter per family: prompt, inputs, image-token geometry."""
 
@@ -22,11 +30,7 @@ class ModelAdapter(ABC):
         self.tokenizer = getattr(processor, "tokenizer", processor)
 
     def build_prompt(self, question: str, n_images: int) -> str:
-        """The chat-templated prompt text: every image, then the question, then the generation prompt."""
-        content: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
-        content.append({"type": "text", "text": question})
-        messages = [{"role": "user", "content": content}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return chat_prompt(self.processor, question, n_images)
 
     def prepare_inputs(self, prompt: str, images: list[Image.Image]) -> dict[str, Any]:
         """Processor output (tensors, batch of one) ready for ``model.generate``."""
