@@ -43,6 +43,7 @@ def run(cfg: DictConfig) -> Path:
         attn_implementation=cfg.model.attn_implementation,
         processor_kwargs=processor_kwargs(cfg.model),
         generation=cfg.generation,
+        capture=cfg.capture,
         render=cfg.render,
         video=cfg.video,
         prompt_template=cfg.dataset.prompt_template,

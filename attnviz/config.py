@@ -48,6 +48,14 @@ class GenerationConfig:
 
 
 @dataclass
+class CaptureConfig:
+    # Layers whose rows one generation records: a list of indices (negative count from the end), "all", or
+    # null for just layer_idx. The video's layer is always captured as well.
+    layers: Any = None
+    dtype: str = "float16"  # storage of the rows on disk: float16 | float32 (computed in float32 either way)
+
+
+@dataclass
 class RenderConfig:
     colormap: str = "red_green"  # red (low) -> green (high), the predecessor's look
     gamma: float = 0.4  # lifts mid-range weights after min-max scaling
@@ -72,6 +80,7 @@ class AppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     sample_idx: int = 0
@@ -88,6 +97,7 @@ GROUP_SCHEMAS: dict[str, Any] = {
     "model": ModelConfig,
     "dataset": DatasetConfig,
     "generation": GenerationConfig,
+    "capture": CaptureConfig,
     "render": RenderConfig,
     "video": VideoConfig,
 }

@@ -74,12 +74,15 @@ class Trace:
         return "".join(self.token_texts[self.prompt_len :])
 
 
-def save_trace(trace: Trace, directory: str | os.PathLike) -> Path:
-    """Write ``trace.json`` + ``layer_XXX.npy`` into ``directory`` (each file via a temp name and rename)."""
+def save_trace(trace: Trace, directory: str | os.PathLike, dtype: str = "float32") -> Path:
+    """Write ``trace.json`` + ``layer_XXX.npy`` (rows as ``dtype``) into ``directory``, each via temp name + rename."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"trace storage dtype must be float16 or float32, not {dtype!r}")
     for layer, rows in trace.rows.items():
-        _atomic_write(directory / f"layer_{layer:03d}.npy", lambda f, r=rows: np.save(f, np.asarray(r)))
+        stored = np.asarray(rows, dtype=dtype)
+        _atomic_write(directory / f"layer_{layer:03d}.npy", lambda f, r=stored: np.save(f, r))
     header = {
         "format": TRACE_FORMAT,
         "token_ids": trace.token_ids,

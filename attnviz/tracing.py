@@ -24,6 +24,19 @@ def resolve_layer(layer_idx: int, num_layers: int) -> int:
     return layer_idx % num_layers
 
 
+def resolve_layers(spec: Any, layer: int, num_layers: int) -> list[int]:
+    """capture.layers (None | "all" | list of indices) plus the video's layer -> sorted absolute indices."""
+    if spec is None:
+        chosen: list[int] = []
+    elif isinstance(spec, str):
+        if spec != "all":
+            raise AttnvizError(f"capture.layers={spec!r}: use a list of layer indices, 'all' or null")
+        chosen = list(range(num_layers))
+    else:
+        chosen = [resolve_layer(int(i), num_layers) for i in spec]
+    return sorted({*chosen, layer})
+
+
 def build_trace(
     loaded: LoadedModel,
     sample: Sample,

@@ -16,13 +16,13 @@ from typing import Any
 from omegaconf import OmegaConf
 from PIL import Image
 
-from attnviz.config import REASON_RFT_PROMPT, GenerationConfig, RenderConfig, VideoConfig
+from attnviz.config import REASON_RFT_PROMPT, CaptureConfig, GenerationConfig, RenderConfig, VideoConfig
 from attnviz.data import load_sample, parse_sample
 from attnviz.models.loading import load_model
 from attnviz.outputs import package_versions, token_table, video_name, write_json_atomic
 from attnviz.render import find_text_start, frame_count, render_frames
 from attnviz.trace import Trace, save_trace
-from attnviz.tracing import build_trace, resolve_layer
+from attnviz.tracing import build_trace, resolve_layer, resolve_layers
 from attnviz.video import write_video
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class AttentionVisualizer:
         attn_implementation: str = "sdpa",
         processor_kwargs: dict[str, Any] | None = None,
         generation: Any = None,
+        capture: Any = None,
         render: Any = None,
         video: Any = None,
         prompt_template: str = REASON_RFT_PROMPT,
@@ -53,6 +54,7 @@ class AttentionVisualizer:
         self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs)
         self.max_image_num = max_image_num
         self.generation = generation or GenerationConfig()
+        self.capture = capture or CaptureConfig()
         self.render = render or RenderConfig()
         self.video = video or VideoConfig()
         self.prompt_template = prompt_template
@@ -79,13 +81,12 @@ class AttentionVisualizer:
         run_dir = Path(output_dir) if output_dir is not None else self.output_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         layer = resolve_layer(layer_idx, self.loaded.num_layers)
+        layers = resolve_layers(self.capture.layers, layer, self.loaded.num_layers)
         parsed = parse_sample(sample, 0)
         t0 = time.perf_counter()
-        trace, prompt = build_trace(
-            self.loaded, parsed, images, [layer], self.generation, self.prompt_template
-        )
+        trace, prompt = build_trace(self.loaded, parsed, images, layers, self.generation, self.prompt_template)
         self.timings["generate_s"] = time.perf_counter() - t0
-        save_trace(trace, run_dir / "trace")
+        save_trace(trace, run_dir / "trace", self.capture.dtype)
         text_start, found = find_text_start(trace, start_phrase)
         if not found:
             log.warning("start_phrase %r not found; the text panel starts at the last assistant turn", start_phrase)
@@ -135,4 +136,5 @@ def _settings_dict(viz: AttentionVisualizer) -> dict[str, Any]:
     def plain(obj: Any) -> Any:
         return OmegaConf.to_container(obj, resolve=True) if OmegaConf.is_config(obj) else asdict(obj)
 
-    return {"generation": plain(viz.generation), "render": plain(viz.render), "video": plain(viz.video)}
+    groups = {"generation": viz.generation, "capture": viz.capture, "render": viz.render, "video": viz.video}
+    return {name: plain(group) for name, group in groups.items()}

@@ -104,10 +104,12 @@ def test_python_api_two_images(tmp_path, demo_model_dir):
     samples = json.loads((data / "demo.json").read_text())
     two = next(i for i, s in enumerate(samples) if isinstance(s["image"], list) and len(s["image"]) == 2)
     sample, images = viz.load_sample_data(str(data / "demo.json"), str(data), two)
+    viz.capture.layers = "all"  # one generation, every layer's rows on disk
     path = viz.create_attention_visualization_for_sample(sample, images, layer_idx=-1, output_dir=tmp_path)
     assert Path(path).name == "combined_attention_visualization_layer3.mp4"
     meta = read_metadata(tmp_path)
-    assert meta["layer"] == 3 and meta["status"] == "complete"
+    assert meta["layer"] == 3 and meta["status"] == "complete" and meta["captured_layers"] == [0, 1, 2, 3]
+    assert load_trace(tmp_path / "trace").layers == [0, 1, 2, 3]
     assert [(g["grid_h"], g["grid_w"]) for g in meta["images"]] == [(8, 8), (8, 8)]
     assert _decoded_frames(Path(path)) == (meta["n_frames"], (320, 180))
 

@@ -38,7 +38,7 @@ def test_default_config_has_every_public_key(compose_cfg):
     assert cfg.model.path.endswith("demo/model")
 
 
-@pytest.mark.parametrize("group", ["model", "dataset", "generation", "render", "video"])
+@pytest.mark.parametrize("group", ["model", "dataset", "generation", "capture", "render", "video"])
 def test_every_group_member_composes(compose_cfg, group):
     members = _members(group)
     assert members
