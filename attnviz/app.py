@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from attnviz.config import PROJECT_ROOT, register_configs
 from attnviz.data import load_sample
 from attnviz.errors import AttnvizError
+from attnviz.rerender import rerender_run
 from attnviz.visualizer import AttentionVisualizer
 
 log = logging.getLogger("attnviz")
@@ -33,6 +34,8 @@ def processor_kwargs(model_cfg: DictConfig) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> Path:
     """One run: model + sample + layer -> video, trace, metadata in the run directory. Returns the MP4 path."""
+    if cfg.get("render_only"):
+        return rerender_run(cfg.render_only, cfg.layer_idx, cfg.render, cfg.video, cfg.start_phrase, run_dir_of(cfg))
     # The dataset is checked before the model loads: a typo should not cost a checkpoint load.
     sample, images = load_sample(cfg.dataset.json, cfg.dataset.image_dir, cfg.sample_idx, cfg.max_image_num)
     viz = AttentionVisualizer(

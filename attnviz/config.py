@@ -90,6 +90,7 @@ class AppConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     output_dir: Optional[str] = None  # None: Hydra's run directory
+    render_only: Optional[str] = None  # a finished run directory: re-render its trace, load no model
     debug: bool = False  # full tracebacks instead of one-line errors
 
 

@@ -19,11 +19,11 @@ from PIL import Image
 from attnviz.config import REASON_RFT_PROMPT, CaptureConfig, GenerationConfig, RenderConfig, VideoConfig
 from attnviz.data import load_sample, parse_sample
 from attnviz.models.loading import load_model
-from attnviz.outputs import package_versions, token_table, video_name, write_json_atomic
-from attnviz.render import find_text_start, frame_count, render_frames
+from attnviz.outputs import package_versions, token_table, write_json_atomic
+from attnviz.render import frame_count
+from attnviz.rerender import render_video_file, save_inputs
 from attnviz.trace import Trace, save_trace
 from attnviz.tracing import build_trace, resolve_layer, resolve_layers
-from attnviz.video import write_video
 
 log = logging.getLogger(__name__)
 ROW_SEMANTICS = (
@@ -86,18 +86,14 @@ class AttentionVisualizer:
         t0 = time.perf_counter()
         trace, prompt = build_trace(self.loaded, parsed, images, layers, self.generation, self.prompt_template)
         self.timings["generate_s"] = time.perf_counter() - t0
-        save_trace(trace, run_dir / "trace", self.capture.dtype)
-        text_start, found = find_text_start(trace, start_phrase)
-        if not found:
-            log.warning("start_phrase %r not found; the text panel starts at the last assistant turn", start_phrase)
+        save_inputs(images, save_trace(trace, run_dir / "trace", self.capture.dtype))
         t0 = time.perf_counter()
-        video_path = run_dir / video_name(layer)
-        frames = render_frames(
-            trace, layer, images, self.render, self.video, sample_id=parsed.id, text_start=text_start
+        video_path, text_start = render_video_file(
+            trace, layer, images, self.render, self.video,
+            sample_id=parsed.id, start_phrase=start_phrase, run_dir=run_dir,
         )
-        write_video(frames, video_path, self.video, total=frame_count(trace))
         self.timings["render_s"] = time.perf_counter() - t0
-        self._write_metadata(run_dir, trace, parsed.fields, prompt, layer, (text_start, found), video_path)
+        self._write_metadata(run_dir, trace, parsed.fields, prompt, layer, text_start, video_path)
         log.info("wrote %s", video_path)
         return str(video_path)
 

@@ -120,3 +120,25 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
     assert "sample_idx=999 is out of range" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "metadata.json").exists()
+
+
+@pytest.mark.slow
+def test_render_only_rerenders_another_layer_without_the_model(tmp_path):
+    small = ("video.width=320", "video.height=180")
+    first = _cli("capture.layers=[0]", *small, f"hydra.run.dir={tmp_path}/a", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = _cli(
+        f"render_only={tmp_path}/a", "layer_idx=0", "model.path=/nonexistent", "render.colormap=viridis",
+        "video.width=480", "video.height=270", f"hydra.run.dir={tmp_path}/b", cwd=tmp_path,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    meta = read_metadata(tmp_path / "b")
+    assert meta["status"] == "complete" and meta["layer"] == 0 and meta["source_run"] == str(tmp_path / "a")
+    assert _decoded_frames(tmp_path / "b" / "combined_attention_visualization_layer0.mp4") == (
+        meta["n_frames"],
+        (480, 270),
+    )
+    missing = _cli(f"render_only={tmp_path}/a", "layer_idx=1", f"hydra.run.dir={tmp_path}/c", cwd=tmp_path)
+    assert missing.returncode != 0 and "layer_idx=1 was not captured" in missing.stderr + missing.stdout
+    none = _cli(f"render_only={tmp_path}/nothing", f"hydra.run.dir={tmp_path}/d", cwd=tmp_path)
+    assert none.returncode != 0 and "holds no metadata.json" in none.stderr + none.stdout

@@ -1,0 +1,84 @@
+"""Trace -> MP4 without a model: used after generation and by ``render_only=<run dir>``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from attnviz.errors import AttnvizError
+from attnviz.outputs import read_metadata, video_name, write_json_atomic
+from attnviz.render import find_text_start, frame_count, render_frames
+from attnviz.trace import Trace, load_trace
+from attnviz.tracing import resolve_layer
+from attnviz.video import write_video
+
+log = logging.getLogger(__name__)
+
+
+def save_inputs(images: list[Image.Image], trace_dir: Path) -> None:
+    """Keep the input images beside the rows, so a run re-renders without its dataset."""
+    for index, image in enumerate(images):
+        path = trace_dir / f"image_{index}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+
+
+def load_inputs(trace_dir: Path, count: int) -> list[Image.Image]:
+    images = []
+    for index in range(count):
+        with Image.open(trace_dir / f"image_{index}.png") as image:
+            images.append(image.convert("RGB"))
+    return images
+
+
+def render_video_file(
+    trace: Trace, layer: int, images: list[Image.Image], render_cfg: Any, video_cfg: Any,
+    *, sample_id: str, start_phrase: str, run_dir: Path,
+) -> tuple[Path, tuple[int, bool]]:
+    """Write ``combined_attention_visualization_layer{layer}.mp4``; returns its path and (text start, found)."""
+    text_start, found = find_text_start(trace, start_phrase)
+    if not found:
+        log.warning("start_phrase %r not found; the text panel starts at the last assistant turn", start_phrase)
+    video_path = run_dir / video_name(layer)
+    frames = render_frames(trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, text_start=text_start)
+    write_video(frames, video_path, video_cfg, total=frame_count(trace))
+    return video_path, (text_start, found)
+
+
+def rerender_run(
+    source: str | Path, layer_idx: int, render_cfg: Any, video_cfg: Any, start_phrase: str, run_dir: Path
+) -> Path:
+    """Re-render a finished run's trace with another layer or style into ``run_dir``; no model is loaded."""
+    source = Path(source).expanduser()
+    if not (source / "metadata.json").is_file():
+        raise AttnvizError(f"render_only={source} holds no metadata.json; point it at a finished run directory")
+    meta = read_metadata(source)
+    if meta.get("status") != "complete":
+        raise AttnvizError(f"render_only={source} is not a complete run (status {meta.get('status')!r}); re-run it")
+    trace = load_trace(source / "trace")
+    layer = resolve_layer(layer_idx, int(meta["model"]["num_layers"]))
+    if layer not in trace.rows:
+        raise AttnvizError(
+            f"layer_idx={layer_idx} was not captured in {source} (captured: {trace.layers}); "
+            "generate again with capture.layers=all"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    images = load_inputs(source / "trace", len(trace.images))
+    video, text_start = render_video_file(
+        trace, layer, images, render_cfg, video_cfg,
+        sample_id=str(meta["sample"].get("id", "")), start_phrase=start_phrase, run_dir=run_dir,
+    )
+    meta.update(
+        layer=layer, source_run=str(source.resolve()), files={"video": video.name, "trace": str(source / "trace")},
+        text_start={"position": text_start[0], "start_phrase_found": text_start[1]},
+        timings={"render_s": time.perf_counter() - t0},
+    )
+    write_json_atomic(run_dir / "metadata.json", meta)
+    return video
