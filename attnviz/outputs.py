@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from attnviz.trace import Trace
+from attnviz.trace import Trace, atomic_write
 
 VIDEO_NAME = "combined_attention_visualization_layer{layer}.mp4"
 PACKAGES = ("attnviz", "torch", "transformers", "hydra-core", "numpy", "pillow", "imageio-ffmpeg")
@@ -37,9 +36,8 @@ def token_table(trace: Trace) -> list[dict[str, Any]]:
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return path
 
 

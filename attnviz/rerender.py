@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from PIL import Image
 from attnviz.errors import AttnvizError
 from attnviz.outputs import read_metadata, video_name, write_json_atomic
 from attnviz.render import find_text_start, frame_count, render_frames
-from attnviz.trace import Trace, load_trace
+from attnviz.trace import Trace, atomic_write, load_trace
 from attnviz.tracing import resolve_layer
 from attnviz.video import write_video
 
@@ -23,10 +22,7 @@ log = logging.getLogger(__name__)
 def save_inputs(images: list[Image.Image], trace_dir: Path) -> None:
     """Keep the input images beside the rows, so a run re-renders without its dataset."""
     for index, image in enumerate(images):
-        path = trace_dir / f"image_{index}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
+        atomic_write(trace_dir / f"image_{index}.png", lambda f, img=image: img.save(f, format="PNG"))
 
 
 def load_inputs(trace_dir: Path, count: int) -> list[Image.Image]:

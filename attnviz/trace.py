@@ -82,7 +82,7 @@ def save_trace(trace: Trace, directory: str | os.PathLike, dtype: str = "float32
         raise ValueError(f"trace storage dtype must be float16 or float32, not {dtype!r}")
     for layer, rows in trace.rows.items():
         stored = np.asarray(rows, dtype=dtype)
-        _atomic_write(directory / f"layer_{layer:03d}.npy", lambda f, r=stored: np.save(f, r))
+        atomic_write(directory / f"layer_{layer:03d}.npy", lambda f, r=stored: np.save(f, r))
     header = {
         "format": TRACE_FORMAT,
         "token_ids": trace.token_ids,
@@ -92,7 +92,7 @@ def save_trace(trace: Trace, directory: str | os.PathLike, dtype: str = "float32
         "images": [asdict(g) for g in trace.images],
         "layers": trace.layers,
     }
-    _atomic_write(directory / "trace.json", lambda f: f.write(json.dumps(header).encode()))
+    atomic_write(directory / "trace.json", lambda f: f.write(json.dumps(header).encode()))
     return directory
 
 
@@ -111,7 +111,8 @@ def load_trace(directory: str | os.PathLike) -> Trace:
     )
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(file)`` on a hidden temp name beside ``path``, then rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         write(f)
