@@ -101,10 +101,13 @@ class Tile:
     cols: np.ndarray  # (w, grid_w) float32: the same for pixel columns
     distinct: np.ndarray = field(init=False)  # (R, grid_h) the different rows of ``rows``
     row_of: np.ndarray = field(init=False)  # (h,) int: which of them each pixel row is
+    grid: tuple[np.ndarray, np.ndarray] = field(init=False)  # (ys, xs) of the grid-line pixels
 
     def __post_init__(self) -> None:
         self.distinct, self.row_of = np.unique(self.rows, axis=0, return_inverse=True)
         self.row_of = self.row_of.ravel()
+        (h, grid_h), (w, grid_w) = self.rows.shape, self.cols.shape
+        self.grid = grid_pixels(grid_h, grid_w, h, w)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -158,7 +161,7 @@ class ImagePanel:
             tint = self._cell_tint(tile, cells, lut) if self.mode == "cells" else self._heat_tint(tile, cells, lut)
             np.add(tile.base, tint, out=out)
             if self.grid_lines:
-                _grid(out, tile.rows.shape[1], tile.cols.shape[1])
+                _grid(out, tile.grid)
         paint_stamps(view, self.stamps, step)
 
     def _cell_tint(self, tile: Tile, cells: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -188,15 +191,21 @@ def cell_colors(cells: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return colors
 
 
-def _grid(out: np.ndarray, grid_h: int, grid_w: int) -> None:
-    """Blend light lines over the (rounded) cell edges of ``out`` (h, w, 3) uint8, borders included."""
-    h, w = out.shape[:2]
-    g = int(round(GRID_ALPHA * 256))
-    line = np.asarray(GRID_RGB, dtype=np.uint16) * g
+def grid_pixels(grid_h: int, grid_w: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) of every pixel on a cell edge (rounded to the nearest pixel), borders included, each once."""
     rows = np.unique(np.clip(np.rint(cell_edges(grid_h, h)).astype(np.int64), 0, h - 1))
     cols = np.unique(np.clip(np.rint(cell_edges(grid_w, w)).astype(np.int64), 0, w - 1))
-    out[rows] = (out[rows].astype(np.uint16) * (256 - g) + line) >> 8
-    out[:, cols] = (out[:, cols].astype(np.uint16) * (256 - g) + line) >> 8
+    on = np.zeros((h, w), dtype=bool)
+    on[rows] = True
+    on[:, cols] = True
+    return np.nonzero(on)
+
+
+def _grid(out: np.ndarray, pixels: tuple[np.ndarray, np.ndarray]) -> None:
+    """Blend the light grid colour over ``pixels`` (ys, xs) of ``out`` (h, w, 3) uint8."""
+    g = int(round(GRID_ALPHA * 256))
+    line = np.asarray(GRID_RGB, dtype=np.uint16) * g
+    out[pixels] = (out[pixels].astype(np.uint16) * (256 - g) + line) >> 8
 
 
 def _caption(geom: ImageGeometry, fonts: FontSet, width: int) -> str:
