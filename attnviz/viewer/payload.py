@@ -2,9 +2,10 @@
 
 Rows are stored as float16 (little endian, base64) and *triangular*: step ``t`` keeps its ``prompt_len + t``
 valid keys only (``trace.row(layer, t)``), concatenated, so step ``t`` starts at ``t * prompt_len + t * (t - 1) / 2``.
-One layer costs ``2 * (T * prompt_len + T * (T - 1) / 2)`` bytes, 4/3 of that in base64: ~40 kB for the demo
-(107-token prompt, 27 steps), ~1.4 MB for a 300-token prompt and a 768-token answer. Layers beyond
-``max_bytes`` are left out (the page and the log say which); the video's layer is always kept.
+One layer costs ``2 * (T * prompt_len + T * (T - 1) / 2)`` bytes, 4/3 of that in base64: 8.3 kB for the demo
+(131-token prompt, 22 steps; its whole page with 4 layers and the image is 121 kB), 1.4 MB for a 300-token
+prompt and a 768-token answer. Layers beyond ``max_row_bytes`` are left out (the page and the log say which);
+the video's layer is always kept.
 """
 
 from __future__ import annotations

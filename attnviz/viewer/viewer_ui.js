@@ -12,9 +12,11 @@
   const decoded = new Map();  // layer -> rows, decoded on first use
   const segmentOf = new Array(T).fill(null);
   D.segments.forEach((s) => { for (let t = s.first; t <= s.last; t++) segmentOf[t] = s.name; });
-  const imagePositionsAll = D.images.flatMap((g) => Array.from({ length: g.grid_h * g.grid_w }, (_, k) => g.token_start + k));
-  const state = { step: 0, layer: D.settings.layer, colormap: D.settings.colormap, normalization: D.settings.normalization,
-    gamma: D.settings.gamma, exclude: new Set(D.settings.exclude), wholePrompt: false, timer: null };
+  const imagePositionsAll = D.images.flatMap(
+    (g) => Array.from({ length: g.grid_h * g.grid_w }, (_, k) => g.token_start + k));
+  const S = D.settings;
+  const state = { step: 0, layer: S.layer, colormap: S.colormap, normalization: S.normalization, gamma: S.gamma,
+    exclude: new Set(S.exclude), wholePrompt: false, timer: null };
   const spans = new Map();  // position -> token span
   const views = [];  // one per image: {geo, canvas, ctx, img, loaded}
   let globalCache = { key: null };
@@ -128,7 +130,7 @@
     if (p === cur) return ["being written at this step (not a key of its own row)"];
     if (p > cur) return ["written at a later step (not a key yet)"];
     const row = rows()[state.step], total = row.reduce((a, v) => a + (v > 0 ? v : 0), 0);
-    const lines = [`weight ${row[p].toPrecision(4)} (${((100 * row[p]) / (total || 1)).toFixed(2)}% of the row)`];
+    const lines = [`weight ${row[p].toPrecision(4)} (${((100 * row[p]) / (total || 1)).toPrecision(3)}% of the row)`];
     lines.push(sinks[p] & excludeMask() ? "left out of the colour scale" : "");
     return lines.filter(Boolean);
   }
@@ -179,8 +181,10 @@
     const seg = segmentOf[t], label = $("segment-label");
     label.textContent = seg ? `<${seg}>` : ""; label.className = `segment-label ${seg || ""}`;
     const s = core.shares(row, kinds), pct = (v) => `${(100 * v).toFixed(1)}%`;
-    $("shares").textContent = `share of this row: image ${pct(s.image)} · text ${pct(s.text)} · special ${pct(s.special)}`;
-    $("excluded").textContent = mask ? `left out of the scale: ${pct(core.maskedShare(row, sinks, mask))} of the row` : "";
+    $("shares").textContent =
+      `share of this row: image ${pct(s.image)} · text ${pct(s.text)} · special ${pct(s.special)}`;
+    $("excluded").textContent =
+      mask ? `left out of the scale: ${pct(core.maskedShare(row, sinks, mask))} of the row` : "";
     const stops = Array.from({ length: 9 }, (_, i) => rgb(core.colorOf(lut, i / 8)));
     $("legend-bar").style.background = `linear-gradient(to right, ${stops.join(",")})`;
   }
@@ -198,13 +202,18 @@
     const slider = $("slider"); slider.max = String(T - 1);
     slider.addEventListener("input", () => { state.step = Number(slider.value); render(); });
     $("play").addEventListener("click", () => (state.timer ? stop() : play()));
-    fillSelect($("layer"), D.layers.map((l) => [l.layer, `layer ${l.layer}`]), state.layer, (v) => { state.layer = Number(v); });
+    const layers = D.layers.map((l) => [l.layer, `layer ${l.layer}`]);
+    fillSelect($("layer"), layers, state.layer, (v) => { state.layer = Number(v); });
     $("layer-box").hidden = D.layers.length < 2;
     fillSelect($("colormap"), Object.keys(luts).map((k) => [k, k]), state.colormap, (v) => { state.colormap = v; });
     const norm = $("normalization"), gamma = $("gamma");
     norm.value = state.normalization; gamma.value = String(state.gamma); gamma.disabled = state.normalization === "log";
-    norm.addEventListener("change", () => { state.normalization = norm.value; gamma.disabled = norm.value === "log"; render(); });
-    gamma.addEventListener("input", () => { if (Number(gamma.value) > 0) { state.gamma = Number(gamma.value); render(); } });
+    norm.addEventListener("change", () => {
+      state.normalization = norm.value; gamma.disabled = norm.value === "log"; render();
+    });
+    gamma.addEventListener("input", () => {
+      if (Number(gamma.value) > 0) { state.gamma = Number(gamma.value); render(); }
+    });
     document.querySelectorAll(".exclude input").forEach((box) => {
       box.checked = state.exclude.has(box.value);
       box.addEventListener("change", () => { state.exclude[box.checked ? "add" : "delete"](box.value); render(); });
@@ -216,7 +225,8 @@
       bar.style.left = `${(100 * s.first) / T}%`; bar.style.width = `${(100 * (s.last - s.first + 1)) / T}%`;
       $("segment-bar").append(bar);
     });
-    $("left-out").textContent = D.left_out_layers.length ? `layers not in this page (size): ${D.left_out_layers.join(", ")}` : "";
+    const left = D.left_out_layers;
+    $("left-out").textContent = left.length ? `layers not in this page (size): ${left.join(", ")}` : "";
   }
 
   function fillSelect(select, options, value, onChange) {
