@@ -136,14 +136,14 @@ def write_share_plot(trace: Trace, layer: int, path: Path, *, max_layers: int = 
         axes[0].set_ylim(0, 1)
         axes[0].set_ylabel("share of the row")
         axes[0].set_title(f"layer {layer}: where the attention that produced each token went", loc="left")
-        axes[0].legend(loc="upper right", fontsize=8, framealpha=0.85)
+        axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         if n_axes == 2:
             for other in others:
                 axes[1].plot(steps, attention_shares(trace, other)[:, 0], lw=2.2 if other == layer else 1.0,
                              label=f"layer {other}")
             axes[1].set_ylim(0, 1)
             axes[1].set_ylabel("image share")
-            axes[1].legend(loc="upper right", fontsize=7, ncol=min(4, len(others)), framealpha=0.85)
+            axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, ncol=1 + len(others) // 13)
         for ax in axes:
             _shade_segments(ax, trace)
         _step_ticks(axes[-1], trace, steps)
