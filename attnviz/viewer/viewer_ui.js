@@ -172,7 +172,14 @@
     drawImages(row, lut);
     renderHeader(t, row, mask, lut);
     $("slider").value = String(t);
-    if (state.timer) spans.get(cur)?.scrollIntoView({ block: "nearest" });
+    keepInView(spans.get(cur));
+  }
+
+  function keepInView(span) {  // scroll the text panel (only it) so the current token stays visible
+    const box = $("text");
+    if (!span || span.offsetParent !== box) return;
+    const top = span.offsetTop, bottom = top + span.offsetHeight;
+    if (top < box.scrollTop || bottom > box.scrollTop + box.clientHeight) box.scrollTop = top - box.clientHeight / 2;
   }
 
   function renderHeader(t, row, mask, lut) {
