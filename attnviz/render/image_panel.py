@@ -221,4 +221,4 @@ def _source_image(images: list[Image.Image | None], geom: ImageGeometry) -> Imag
     if im is None:
         log.warning("image %d was not given; drawing a placeholder of its model size", geom.index + 1)
         return Image.new("RGB", (geom.pixel_w, geom.pixel_h), PLACEHOLDER_RGB)
-    return im.convert("RGB")
+    return geom.view(im.convert("RGB"))  # the part the grid covers (e.g. LLaVA-1.5's centre crop)
