@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnviz.config import PROJECT_ROOT, register_configs
 from attnviz.data import load_sample
-from attnviz.errors import AttnvizError
+from attnviz.errors import AttnvizError, user_errors
 from attnviz.rerender import rerender_run
 from attnviz.visualizer import AttentionVisualizer
 
@@ -32,6 +32,7 @@ def processor_kwargs(model_cfg: DictConfig) -> dict[str, Any]:
     return {k: int(v) for k, v in limits.items() if v is not None}
 
 
+@user_errors(run_dir_of)  # OSError (disk full, read-only folder) and unset keys -> one AttnvizError line
 def run(cfg: DictConfig) -> Path:
     """One run: model + sample + layer -> video, trace, metadata in the run directory. Returns the MP4 path."""
     if cfg.get("render_only"):
