@@ -43,6 +43,7 @@ class AttentionVisualizer:
         dtype: str = "auto",
         attn_implementation: str = "sdpa",
         processor_kwargs: dict[str, Any] | None = None,
+        cuda_dtype: str | None = None,
         generation: Any = None,
         capture: Any = None,
         render: Any = None,
@@ -52,7 +53,7 @@ class AttentionVisualizer:
         config: dict[str, Any] | None = None,
     ):
         t0 = time.perf_counter()
-        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs)
+        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype)
         self.max_image_num = max_image_num
         self.generation = generation or GenerationConfig()
         self.capture = capture or CaptureConfig()
