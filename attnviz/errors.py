@@ -71,14 +71,18 @@ def as_user_error(err: BaseException, run_dir: Path | None) -> AttnvizError | No
     return None
 
 
-def user_errors(run_dir_of: Callable[[Any], Path]) -> Callable[[Callable[[Any], T]], Callable[[Any], T]]:
-    """Decorate ``run(cfg)``: the output folder is checked first, and expected failures leave as AttnvizError."""
+def user_errors(
+    run_dir_of: Callable[[Any], Path], check: Callable[[Any], None] = lambda cfg: None
+) -> Callable[[Callable[[Any], T]], Callable[[Any], T]]:
+    """Decorate ``run(cfg)``: ``check(cfg)`` and the output folder come first (nothing loaded yet), and
+    expected failures leave as one-line AttnvizError."""
 
     def wrap(run: Callable[[Any], T]) -> Callable[[Any], T]:
         @functools.wraps(run)
         def checked(cfg: Any) -> T:
             run_dir = None
             try:
+                check(cfg)
                 run_dir = run_dir_of(cfg)
                 ensure_writable(run_dir)
                 return run(cfg)

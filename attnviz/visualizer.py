@@ -44,6 +44,8 @@ class AttentionVisualizer:
         attn_implementation: str = "sdpa",
         processor_kwargs: dict[str, Any] | None = None,
         cuda_dtype: str | None = None,
+        allow_pickle: bool = False,
+        trust_remote_code: bool = False,
         generation: Any = None,
         capture: Any = None,
         render: Any = None,
@@ -53,7 +55,10 @@ class AttentionVisualizer:
         config: dict[str, Any] | None = None,
     ):
         t0 = time.perf_counter()
-        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype)
+        self.loaded = load_model(
+            model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype,
+            allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+        )
         self.max_image_num = max_image_num
         self.generation = generation or GenerationConfig()
         self.capture = capture or CaptureConfig()
