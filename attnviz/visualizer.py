@@ -97,7 +97,7 @@ class AttentionVisualizer:
         t0 = time.perf_counter()
         video_path, text_start = render_video_file(
             trace, layer, images, self.render, self.video,
-            sample_id=parsed.id, start_phrase=start_phrase, run_dir=run_dir,
+            sample_id=parsed.id, start_phrase=start_phrase, run_dir=run_dir, sample=parsed.fields,
         )
         self.timings["render_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
