@@ -11,9 +11,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from attnviz.checks import check_settings
 from attnviz.config import PROJECT_ROOT, register_configs
 from attnviz.data import load_sample
-from attnviz.errors import AttnvizError
+from attnviz.errors import AttnvizError, user_errors
 from attnviz.rerender import rerender_run
 from attnviz.visualizer import AttentionVisualizer
 
@@ -32,6 +33,7 @@ def processor_kwargs(model_cfg: DictConfig) -> dict[str, Any]:
     return {k: int(v) for k, v in limits.items() if v is not None}
 
 
+@user_errors(run_dir_of, check_settings)  # also OSError (disk full, read-only folder) -> one AttnvizError line
 def run(cfg: DictConfig) -> Path:
     """One run: model + sample + layer -> video, trace, metadata in the run directory. Returns the MP4 path."""
     if cfg.get("render_only"):
@@ -45,6 +47,8 @@ def run(cfg: DictConfig) -> Path:
         dtype=cfg.dtype,
         attn_implementation=cfg.model.attn_implementation,
         cuda_dtype=cfg.model.dtype,
+        allow_pickle=cfg.model.allow_pickle,
+        trust_remote_code=cfg.model.trust_remote_code,
         processor_kwargs=processor_kwargs(cfg.model),
         generation=cfg.generation,
         capture=cfg.capture,

@@ -28,6 +28,8 @@ class ModelConfig:
     # and on CUDA in half precision, else sdpa
     attn_implementation: str = "auto"
     dtype: Optional[str] = None  # on CUDA when the run's dtype is auto (None: the checkpoint's saved dtype)
+    allow_pickle: bool = False  # load .bin/.pt weights when no safetensors exist (unpickling can run code)
+    trust_remote_code: bool = False  # run the checkpoint's own code when its config asks (auto_map) for it
     min_pixels: Optional[int] = None  # processor pixel limits (None: the checkpoint's own)
     max_pixels: Optional[int] = None
 

@@ -11,6 +11,8 @@ from PIL import Image, UnidentifiedImageError
 
 from attnviz.errors import AttnvizError
 
+JSON_HINT = 'give a JSON list of {"image": ..., "problem": ...} objects, or one such object per line'
+
 
 @dataclass
 class Sample:
@@ -24,13 +26,18 @@ def read_samples(json_path: str | Path) -> list[dict[str, Any]]:
     path = Path(json_path).expanduser()
     if not path.is_file():
         raise AttnvizError(f"dataset.json={json_path} does not exist; point it at the benchmark JSON file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AttnvizError(f"dataset.json={json_path} is not text (not UTF-8); {JSON_HINT}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
         data = _read_jsonl(text, path)
     if not isinstance(data, list):
-        raise AttnvizError(f"dataset.json={json_path} must hold a JSON list of samples, not {type(data).__name__}")
+        raise AttnvizError(
+            f"dataset.json={json_path} must hold a JSON list of samples, not a {type(data).__name__}; {JSON_HINT}"
+        )
     return data
 
 
@@ -38,20 +45,24 @@ def _read_jsonl(text: str, path: Path) -> list[Any]:
     try:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as err:
-        raise AttnvizError(f"dataset.json={path} is neither JSON nor JSON lines ({err})") from None
+        raise AttnvizError(f"dataset.json={path} is neither JSON nor JSON lines ({err}); {JSON_HINT}") from None
 
 
-def parse_sample(raw: Any, index: int) -> Sample:
+def parse_sample(raw: Any, index: int, source: str | Path = "") -> Sample:
+    """``source``: the dataset file, named in errors."""
+    where = f"sample {index}" + (f" of {source}" if source else "")
     if not isinstance(raw, dict):
-        raise AttnvizError(f"sample {index} is not a JSON object")
+        raise AttnvizError(f"{where} is a {type(raw).__name__}, not a JSON object; {JSON_HINT}")
     for key in ("problem", "image"):
         if key not in raw:
-            raise AttnvizError(f"sample {index} has no {key!r} field; every sample needs 'problem' and 'image'")
+            raise AttnvizError(f"{where} has no {key!r} field; every sample needs 'problem' and 'image'")
     images = raw["image"]
     if isinstance(images, str):
         images = [images]
     if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
-        raise AttnvizError(f"sample {index}: 'image' must be a path or a list of paths")
+        raise AttnvizError(
+            f"{where}: 'image' must be a path or a list of paths, not {json.dumps(raw['image'])[:80]}"
+        )
     return Sample(id=str(raw.get("id", index)), problem=str(raw["problem"]), image_paths=images, fields=raw)
 
 
@@ -71,16 +82,21 @@ def _open_image(path: Path, sample_id: str) -> Image.Image:
         with Image.open(path) as img:
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError) as err:
-        raise AttnvizError(f"sample {sample_id}: image {path} cannot be read ({err})") from None
+        raise AttnvizError(
+            f"sample {sample_id}: image {path} cannot be read ({err}); replace it with a PNG or JPEG file"
+        ) from None
 
 
 def load_sample(
     json_path: str | Path, image_dir: str | Path, sample_idx: int, max_image_num: int = 2
 ) -> tuple[Sample, list[Image.Image]]:
     samples = read_samples(json_path)
+    if not samples:
+        raise AttnvizError(f"dataset.json={json_path} holds no samples; {JSON_HINT}")
     if not -len(samples) <= sample_idx < len(samples):
         raise AttnvizError(
-            f"sample_idx={sample_idx} is out of range: {json_path} has {len(samples)} samples (0..{len(samples) - 1})"
+            f"sample_idx={sample_idx} is out of range: {json_path} has {len(samples)} samples "
+            f"(0..{len(samples) - 1}, or -{len(samples)}..-1)"
         )
-    sample = parse_sample(samples[sample_idx], sample_idx % len(samples))
+    sample = parse_sample(samples[sample_idx], sample_idx % len(samples), json_path)
     return sample, load_images(sample, image_dir, max_image_num)

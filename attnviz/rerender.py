@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image
 
 from attnviz.errors import AttnvizError
-from attnviz.outputs import read_metadata, video_name, write_json_atomic
+from attnviz.outputs import prepare_run_dir, read_metadata, video_name, write_json_atomic
 from attnviz.render import find_text_start, frame_count, render_frames
 from attnviz.trace import Trace, atomic_write, load_trace
 from attnviz.tracing import resolve_layer
@@ -81,7 +81,7 @@ def rerender_run(
             f"layer_idx={layer_idx} was not captured in {source} (captured: {trace.layers}); "
             "generate again with capture.layers=all"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(run_dir, keep_metadata=run_dir.resolve() == source.resolve())
     t0 = time.perf_counter()
     images = load_inputs(source / "trace", len(trace.images))
     sample_id = str(meta["sample"].get("id", ""))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from attnviz.config import VideoConfig
+from attnviz.errors import EncodeError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,9 @@ def write_video(
                 proc.stdin.close()
             except BrokenPipeError:
                 proc.wait()
-                raise RuntimeError(f"ffmpeg stopped reading frames: {_tail(stderr)}") from None
+                raise EncodeError(_failure(path, "stopped reading frames", stderr)) from None
             if proc.wait() != 0:
-                raise RuntimeError(f"ffmpeg failed (exit {proc.returncode}): {_tail(stderr)}")
+                raise EncodeError(_failure(path, f"failed (exit {proc.returncode})", stderr))
             os.replace(tmp, path)
         except BaseException:
             _abort(proc, tmp)
@@ -115,3 +117,17 @@ def _abort(proc: subprocess.Popen | None, tmp: Path) -> None:
 def _tail(stderr) -> str:
     stderr.seek(0)
     return stderr.read().decode(errors="replace")[-STDERR_TAIL:].strip()
+
+
+def _failure(path: Path, what: str, stderr) -> str:
+    """One line: ffmpeg's own words, and where to look (a full disk and a bad video.* setting are the usual)."""
+    return (
+        f"ffmpeg {what} writing {path}: {_first_lines(_tail(stderr)) or 'no message'}; "
+        f"check the free space in {path.parent} and the video.* settings (codec, pixel_format)"
+    )
+
+
+def _first_lines(text: str, count: int = 2) -> str:
+    """ffmpeg's first distinct messages, without its "[muxer @ 0x...]" prefixes: the cause comes first."""
+    lines = dict.fromkeys(re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in text.splitlines())
+    return one_line(" / ".join([line for line in lines if line][:count]))

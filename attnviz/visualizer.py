@@ -19,7 +19,7 @@ from PIL import Image
 from attnviz.config import REASON_RFT_PROMPT, CaptureConfig, GenerationConfig, RenderConfig, VideoConfig
 from attnviz.data import load_sample, parse_sample
 from attnviz.models.loading import load_model
-from attnviz.outputs import package_versions, token_table, write_json_atomic
+from attnviz.outputs import package_versions, prepare_run_dir, token_table, write_json_atomic
 from attnviz.render import frame_count
 from attnviz.rerender import render_video_file, save_inputs
 from attnviz.trace import Trace, save_trace
@@ -44,6 +44,8 @@ class AttentionVisualizer:
         attn_implementation: str = "sdpa",
         processor_kwargs: dict[str, Any] | None = None,
         cuda_dtype: str | None = None,
+        allow_pickle: bool = False,
+        trust_remote_code: bool = False,
         generation: Any = None,
         capture: Any = None,
         render: Any = None,
@@ -53,7 +55,10 @@ class AttentionVisualizer:
         config: dict[str, Any] | None = None,
     ):
         t0 = time.perf_counter()
-        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype)
+        self.loaded = load_model(
+            model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype,
+            allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+        )
         self.max_image_num = max_image_num
         self.generation = generation or GenerationConfig()
         self.capture = capture or CaptureConfig()
@@ -81,7 +86,7 @@ class AttentionVisualizer:
     ) -> str:
         """Generate, capture, render; returns the MP4's path. metadata.json is written last."""
         run_dir = Path(output_dir) if output_dir is not None else self.output_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run_dir(run_dir)  # clears an interrupted run's leftovers and its stale metadata.json
         layer = resolve_layer(layer_idx, self.loaded.num_layers)
         layers = resolve_layers(self.capture.layers, layer, self.loaded.num_layers)
         parsed = parse_sample(sample, 0)

@@ -34,18 +34,31 @@ def is_text_causal_lm(config: Any) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not has_vision
 
 
-def adapter_for(processor: Any, config: Any) -> ModelAdapter:
+def adapter_class(config: Any) -> type[ModelAdapter]:
     """The adapter whose ``model_types`` include ``config.model_type``; text-only causal LMs share one."""
     model_type = getattr(config, "model_type", None)
     for adapter in ADAPTERS:
         if model_type in adapter.model_types:
-            return adapter(processor, config)
+            return adapter
     if is_text_causal_lm(config):
-        return TextAdapter(processor, config)
-    raise AttnvizError(
-        f"unsupported model type {model_type!r}; supported: {', '.join(supported_model_types())} "
-        "and text-only causal LMs (llama, mistral, qwen2, qwen3, ...)"
-    )
+        return TextAdapter
+    raise AttnvizError(f"unsupported model type {model_type!r}; supported: {supported_summary()}")
 
 
-__all__ = ["ADAPTERS", "ModelAdapter", "adapter_for", "is_text_causal_lm", "supported_model_types"]
+def supported_summary() -> str:
+    return f"{', '.join(supported_model_types())} and text-only causal LMs (llama, mistral, qwen2, qwen3, ...)"
+
+
+def adapter_for(processor: Any, config: Any) -> ModelAdapter:
+    return adapter_class(config)(processor, config)
+
+
+__all__ = [
+    "ADAPTERS",
+    "ModelAdapter",
+    "adapter_class",
+    "adapter_for",
+    "is_text_causal_lm",
+    "supported_model_types",
+    "supported_summary",
+]

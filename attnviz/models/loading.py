@@ -12,8 +12,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageText
 from transformers.utils import is_flash_attn_2_available
 
 from attnviz.capture import register_capture
-from attnviz.errors import AttnvizError
-from attnviz.models import ModelAdapter, adapter_for
+from attnviz.errors import AttnvizError, one_line
+from attnviz.models import ModelAdapter, adapter_class
+from attnviz.models.checkpoint import check_checkpoint
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -86,15 +87,20 @@ def attention_selection(config: Any, text_only: bool, capture_name: str, inner: 
     return {key: capture_name if key == "text_config" else inner for key in sub_configs}
 
 
-def check_model_dir(path: str) -> Path:
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise AttnvizError(f"model.path={path} is not a folder; point it at a local checkpoint folder")
-    if not (folder / "config.json").is_file():
-        raise AttnvizError(f"model.path={path} has no config.json; is it a transformers checkpoint folder?")
-    if not any(folder.glob("*.safetensors")):
-        raise AttnvizError(f"model.path={path} holds no *.safetensors weights; convert the checkpoint")
-    return folder
+def load_processor(folder: Path, path: str, trust_remote_code: bool, kwargs: dict[str, Any] | None) -> Any:
+    try:
+        return AutoProcessor.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=trust_remote_code, **(kwargs or {})
+        )
+    except (OSError, ValueError) as err:  # transformers' words for missing or unreadable processor files
+        raise AttnvizError(
+            f"model.path={path}: the processor cannot be loaded ({one_line(str(err))[:300]}); "
+            + (
+                "it needs the checkpoint's own code: set model.trust_remote_code=true if you have read that code"
+                if "trust_remote_code" in str(err)
+                else "copy the processor files from the base model's folder"
+            )
+        ) from err
 
 
 def load_model(
@@ -104,17 +110,25 @@ def load_model(
     attn_implementation: str = "sdpa",
     processor_kwargs: dict[str, Any] | None = None,
     cuda_dtype: str | None = None,
+    *,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
 ) -> LoadedModel:
     """Model + processor from ``path``; the text decoder's attention is wrapped for capture.
 
     The family (and so the adapter, the auto class and where capture goes) comes from the checkpoint's config.
     """
-    folder = check_model_dir(path)
-    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    ckpt = check_checkpoint(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    folder, remote_code = ckpt.folder, ckpt.trust_remote_code
+    config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=remote_code)
+    try:
+        adapter_cls = adapter_class(config)  # before the processor: an unsupported family fails first
+    except AttnvizError as err:
+        raise AttnvizError(f"model.path={path}: {err}") from None
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device, config, cuda_dtype)
-    processor = AutoProcessor.from_pretrained(folder, local_files_only=True, **(processor_kwargs or {}))
-    adapter = adapter_for(processor, config)
+    processor = load_processor(folder, path, remote_code, processor_kwargs)
+    adapter = adapter_cls(processor, config)
     inner = resolve_attn_implementation(attn_implementation, torch_device, torch_dtype)
     capture_name = register_capture(inner)
     log.info("loading %s (%s) on %s as %s, attention %s", folder, adapter.family, torch_device, torch_dtype, inner)
@@ -123,8 +137,9 @@ def load_model(
         folder,
         dtype=torch_dtype,
         attn_implementation=attention_selection(config, adapter.text_only, capture_name, inner),
-        local_files_only=True,
-        use_safetensors=True,
+        local_files_only=True,  # a local folder only: nothing is ever looked up on a hub
+        use_safetensors=ckpt.use_safetensors,
+        trust_remote_code=remote_code,
     )
     model.to(torch_device).eval()
     return LoadedModel(model, processor, adapter, torch_device, torch_dtype, str(folder))

@@ -1,0 +1,19 @@
+"""Settings checked before anything is loaded: values the schema's types allow but a run cannot use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attnviz.errors import AttnvizError
+
+
+def check_settings(cfg: Any) -> None:
+    """Raise AttnvizError (key, value, fix) for the first setting no run can use."""
+    generation = cfg.get("generation")
+    if generation is not None and int(generation.max_new_tokens) < 1:
+        raise AttnvizError(
+            f"generation.max_new_tokens={generation.max_new_tokens} would generate no tokens, so there is "
+            "nothing to show; set it to 1 or more"
+        )
+    if int(cfg.get("max_image_num", 1)) < 0:
+        raise AttnvizError(f"max_image_num={cfg.max_image_num} must be 0 or more")
