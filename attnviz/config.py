@@ -116,9 +116,7 @@ def register_configs() -> None:
         cs.store(group=group, name=f"{group}_schema", node=schema)
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
-    from attnviz.sweep.launchers import register_launcher_schemas
-    from attnviz.sweep.layout import sweep_subdir
+    if not OmegaConf.has_resolver("attnviz_subdir"):  # run directories of a sweep (conf/config.yaml, hydra:)
+        from attnviz.sweep.layout import sweep_subdir
 
-    register_launcher_schemas()
-    if not OmegaConf.has_resolver("attnviz_subdir"):
         OmegaConf.register_new_resolver("attnviz_subdir", sweep_subdir)

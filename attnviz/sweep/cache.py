@@ -136,10 +136,12 @@ def shared_trace(
     entry = cache_dir / key
     with locked(cache_dir, key):
         found = read_entry(entry)
-        generated = found is None or not set(own_layers(found[1]["model"]["num_layers"])) <= set(found[0].layers)
+        needed = [] if found is None else own_layers(found[1]["model"]["num_layers"])
+        generated = found is None or not set(needed) <= set(found[0].layers)
         if generated:
             if found is not None:
-                log.warning("shared trace %s lacks this job's layers %s: generating again", key, found[0].layers)
+                log.warning("shared trace %s holds layers %s, this job needs %s: generating again with both",
+                            key, found[0].layers, needed)
             trace, info = produce(found[0].layers if found else [])
             publish(entry, trace, images, info, dtype)
             found = read_entry(entry)  # every job renders what is on disk (rows stored as capture.dtype)

@@ -98,10 +98,12 @@ def _outputs(sweep_dir: Path, run_dir: Path, meta: dict[str, Any]) -> dict[str, 
 
 
 def collect(sweep_dir: Path, expected: list[list[str]] | None = None) -> list[dict[str, Any]]:
-    """One entry per job: the expected ones (a job that never started is listed too), then any other run dir."""
+    """One entry per job of this sweep (one that never started too); without ``expected``, every run directory.
+
+    Run directories of an earlier sweep into the same folder that this one does not list are left out.
+    """
     found = job_dirs(sweep_dir)
-    keys = [tuple(sorted(job)) for job in expected or []]
-    keys += [key for key in found if key not in set(keys)]
+    keys = list(found) if expected is None else [tuple(sorted(job)) for job in expected]
     return [job_entry(sweep_dir, key, found.get(key)) for key in keys]
 
 
