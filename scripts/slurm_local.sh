@@ -142,7 +142,7 @@ cmd_start() {
   done
   rm -rf "$DIR"
   mkdir -p "$DIR"/{state,spool,log,pids,mysql} && mkdir -p -m 700 "$DIR/munge/key" && mkdir -p -m 755 "$DIR/munge/run"
-  trap 'rc=$?; if ((rc)); then log "start failed; stopping what started"; cmd_stop; fi' EXIT
+  trap 'rc=$?; if ((rc)); then log "start failed; stopping what started"; show_logs; cmd_stop; fi' EXIT
   write_configs
   export SLURM_CONF=$DIR/slurm.conf
   mungekey -c -k "$DIR/munge/key/munge.key" -b 1024
@@ -161,6 +161,11 @@ cmd_start() {
   cmd_env
 }
 
+show_logs() {
+  local f
+  for f in "$DIR"/log/*; do [[ -f $f ]] && { echo "==== $f"; tail -n 15 "$f"; } >&2; done
+}
+
 cmd_env() { echo "export SLURM_CONF=$DIR/slurm.conf"; }
 
 cmd_status() {
@@ -176,7 +181,7 @@ cmd_stop() {
   set +e
   export SLURM_CONF=$DIR/slurm.conf
   if alive slurmctld; then  # no slurmstepd may outlive slurmd
-    scancel --quiet --user="$(id -un)" 2>/dev/null
+    squeue -h -o %A 2>/dev/null | xargs -r scancel --quiet 2>/dev/null  # every job: the cluster is ours
     for _ in $(seq 40); do [[ -z $(squeue -h 2>/dev/null) ]] && break; sleep 0.5; done
   fi
   local i name pid
