@@ -50,3 +50,19 @@ def test_parallel_sweep_survives_a_failing_job_and_reports_it(tmp_path):
     assert "skip_existing" in again.stdout + again.stderr
     assert json.loads((sweep / "summary.json").read_text())["n_complete"] == 2
 
+
+
+def test_basic_launcher_runs_every_job_and_exits_non_zero(tmp_path):
+    """Hydra's default launcher stops at a job's exception; attnviz records the failure and goes on."""
+    sweep = tmp_path / "sweep"
+    result = _cli("-m", "sample_idx=998,999", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 1
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [job["status"] for job in summary["jobs"]] == ["failed", "failed"]  # the second ran after the first failed
+    for job in summary["jobs"]:
+        meta = json.loads((sweep / job["dir"] / "metadata.json").read_text())
+        assert meta["status"] == "failed"
+        assert f"sample_idx={job['params']['sample_idx']} is out of range" in meta["error"]
+    assert summary["files"]["plot"] is None and not (sweep / "image_attention_share.png").exists()
+    output = result.stdout + result.stderr
+    assert "sample_idx=999 is out of range" in output and "Traceback" not in output  # one line per failure
