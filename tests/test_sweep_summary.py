@@ -121,3 +121,13 @@ def test_callback_returns_normally_when_every_job_completed(tmp_path):
     config.hydra.overrides.task = ["layer_idx=0"]
     SweepSummary().on_multirun_end(config)
     assert json.loads((sweep / "summary.json").read_text())["n_complete"] == 1
+
+
+def test_summary_can_be_rebuilt_from_the_command_line(sweep):
+    from attnviz.sweep.__main__ import main
+
+    OmegaConf.save(_sweep_config(sweep), sweep / "multirun.yaml")  # what Hydra's basic sweeper leaves
+    assert main([str(sweep)]) == 1  # jobs did not complete
+    assert json.loads((sweep / "summary.json").read_text())["n_jobs"] == 6
+    assert (sweep / "index.html").is_file()
+    assert main([str(sweep / "nowhere")]) == 2
