@@ -61,6 +61,7 @@ def make_visualizer(cfg: DictConfig, run_dir: Path) -> AttentionVisualizer:
         device=cfg.device,
         dtype=cfg.dtype,
         attn_implementation=cfg.model.attn_implementation,
+        cuda_dtype=cfg.model.dtype,
         processor_kwargs=processor_kwargs(cfg.model),
         generation=cfg.generation,
         capture=cfg.capture,

@@ -24,7 +24,10 @@ class ModelConfig:
     path: str = MISSING  # local checkpoint folder (config + safetensors + processor files)
     name: str = "custom"
     default_layer: int = 20  # layer_idx when none is given on the command line
-    attn_implementation: str = "sdpa"  # what computes the output; attnviz wraps it for the language model
+    # what computes the output (attnviz wraps it for the language model): auto = flash_attention_2 when installed
+    # and on CUDA in half precision, else sdpa
+    attn_implementation: str = "auto"
+    dtype: Optional[str] = None  # on CUDA when the run's dtype is auto (None: the checkpoint's saved dtype)
     min_pixels: Optional[int] = None  # processor pixel limits (None: the checkpoint's own)
     max_pixels: Optional[int] = None
 

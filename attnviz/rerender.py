@@ -15,6 +15,7 @@ from attnviz.render import find_text_start, frame_count, render_frames
 from attnviz.trace import Trace, atomic_write, load_trace
 from attnviz.tracing import resolve_layer
 from attnviz.video import write_video
+from attnviz.viewer import write_pictures
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,14 @@ def rerender_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     images = load_inputs(source / "trace", len(trace.images))
+    sample_id = str(meta["sample"].get("id", ""))
     video, text_start = render_video_file(
-        trace, layer, images, render_cfg, video_cfg,
-        sample_id=str(meta["sample"].get("id", "")), start_phrase=start_phrase, run_dir=run_dir,
+        trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, start_phrase=start_phrase, run_dir=run_dir
     )
+    pictures = write_pictures(trace, layer, images, render_cfg, run_dir, sample_id=sample_id, text_start=text_start[0])
     meta.update(
-        layer=layer, source_run=str(source.resolve()), files={"video": video.name, "trace": str(source / "trace")},
+        layer=layer, source_run=str(source.resolve()),
+        files={"video": video.name, "trace": str(source / "trace"), **pictures},
         text_start={"position": text_start[0], "start_phrase_found": text_start[1]},
         timings={"render_s": time.perf_counter() - t0},
     )

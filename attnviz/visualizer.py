@@ -25,6 +25,7 @@ from attnviz.render import frame_count
 from attnviz.rerender import render_video_file, save_inputs
 from attnviz.trace import Trace, save_trace
 from attnviz.tracing import build_trace, resolve_layer, resolve_layers
+from attnviz.viewer import write_pictures
 
 log = logging.getLogger(__name__)
 ROW_SEMANTICS = (
@@ -43,6 +44,7 @@ class AttentionVisualizer:
         dtype: str = "auto",
         attn_implementation: str = "sdpa",
         processor_kwargs: dict[str, Any] | None = None,
+        cuda_dtype: str | None = None,
         generation: Any = None,
         capture: Any = None,
         render: Any = None,
@@ -52,7 +54,7 @@ class AttentionVisualizer:
         config: dict[str, Any] | None = None,
     ):
         t0 = time.perf_counter()
-        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs)
+        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype)
         self.max_image_num = max_image_num
         self.generation = generation or GenerationConfig()
         self.capture = capture or CaptureConfig()
@@ -136,6 +138,11 @@ def finish_run(
         sample_id=str(sample.get("id", "")), start_phrase=start_phrase, run_dir=run_dir,
     )
     timings = {**record.timings, "render_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    pictures = write_pictures(
+        trace, layer, images, render_cfg, run_dir, sample_id=str(sample.get("id", "")), text_start=text_start[0]
+    )
+    timings["pictures_s"] = time.perf_counter() - t0
     payload = {
         "status": "complete",
         "model": record.model,
@@ -151,7 +158,7 @@ def finish_run(
         "text_start": {"position": text_start[0], "start_phrase_found": text_start[1]},
         "images": [asdict(g) for g in trace.images],
         "tokens": token_table(trace),
-        "files": {"video": video_path.name, "trace": "trace"},
+        "files": {"video": video_path.name, "trace": "trace", **pictures},
         "timings": timings,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "versions": package_versions(),

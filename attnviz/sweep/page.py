@@ -29,6 +29,7 @@ def _row(job: dict[str, Any], param_keys: list[str]) -> str:
     cells.append(escape(job["status"]))
     shares = [f'<td class="num">{share[k]:.3f}</td>' if k in share else "<td></td>" for k in TOKEN_KINDS]
     links = " ".join(filter(None, [_link(files.get("video"), "video"), _link(files.get("viewer"), "viewer"),
+                                   _link(files.get("poster"), "poster"),
                                    _link(files.get("metadata"), "metadata")]))
     error = f'<div class="error">{escape(job["error"])}</div>' if job.get("error") else ""
     status_class = job["status"].replace(" ", "-")

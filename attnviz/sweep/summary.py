@@ -82,10 +82,14 @@ def job_entry(sweep_dir: Path, overrides: Iterable[str], run_dir: Path | None) -
 
 def _outputs(sweep_dir: Path, run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     rel = run_dir.relative_to(sweep_dir)
-    viewer = run_dir / VIEWER_HTML
+
+    def present(name: str | None) -> str | None:
+        return str(rel / name) if name and (run_dir / name).is_file() else None
+
     files = {
         "video": str(rel / meta["files"]["video"]),
-        "viewer": str(rel / VIEWER_HTML) if viewer.is_file() else None,
+        "viewer": present(meta["files"].get("viewer", VIEWER_HTML)),
+        "poster": present(meta["files"].get("poster")),
         "metadata": str(rel / "metadata.json"),
         "trace": str(rel / "trace"),
     }
