@@ -5,17 +5,24 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from attnviz.sweep.layout import sweep_subdir
 from attnviz.sweep.plan import swept_layers
 from tests.conftest import CONF_DIR
 
 
-def test_run_directories_are_named_by_their_overrides():
-    assert sweep_subdir("layer_idx=20,sample_idx=3", 7) == "layer_idx=20,sample_idx=3"
-    assert sweep_subdir("", 7) == "7"
-    assert sweep_subdir("model.path=/ckpt/qwen,sample_idx=1", 0) == "model.path=_ckpt_qwen,sample_idx=1"
-    long_a, long_b = sweep_subdir("x=" + "a" * 300, 0), sweep_subdir("x=" + "a" * 299 + "b", 0)
+def test_run_directories_are_named_by_their_swept_values(tmp_path):
+    job = ["layer_idx=20", "sample_idx=3", "model.path=/ckpt/qwen", "skip_existing=true"]
+    # without the sweep's record (multirun.yaml), every override but the ones that change no output
+    assert sweep_subdir(str(tmp_path), job, 7) == "layer_idx=20,model.path=_ckpt_qwen,sample_idx=3"
+    task = ["layer_idx=20,30", "model.path=/ckpt/qwen", "skip_existing=true"]
+    record = {"hydra": {"sweeper": {"params": {"sample_idx": "3,4"}}, "overrides": {"task": task}}}
+    OmegaConf.save(OmegaConf.create(record), tmp_path / "multirun.yaml")
+    assert sweep_subdir(str(tmp_path), job, 7) == "layer_idx=20,sample_idx=3"
+    assert sweep_subdir(str(tmp_path), ["model.path=/ckpt/qwen"], 7) == "7"
+    long_a = sweep_subdir(str(tmp_path), ["layer_idx=" + "1" * 300], 0)
+    long_b = sweep_subdir(str(tmp_path), ["layer_idx=" + "1" * 299 + "2"], 0)
     assert len(long_a.encode()) <= 200 and long_a != long_b
 
 
@@ -58,4 +65,3 @@ def test_sweep_config_registers_the_summary_callback_and_readable_dirs():
     hydra_cfg = _hydra_cfg()
     assert hydra_cfg.callbacks.sweep_summary._target_ == "attnviz.sweep.callback.SweepSummary"
     assert "attnviz_subdir" in hydra_cfg.sweep._get_node("subdir")._value()
-    assert "skip_existing" in hydra_cfg.job.config.override_dirname.exclude_keys
