@@ -119,6 +119,10 @@ class AppConfig:
     output_dir: Optional[str] = None  # None: Hydra's run directory
     render_only: Optional[str] = None  # a finished run directory: re-render its trace, load no model
     debug: bool = False  # full tracebacks instead of one-line errors
+    # Sweeps (-m): jobs differing only in layer/render share one generation; see attnviz/sweep.
+    skip_existing: bool = False  # skip a job whose run directory's metadata.json says status complete
+    reuse_traces: bool = True  # multirun: one generation per (model, sample, prompt, generation settings)
+    trace_cache: Optional[str] = None  # folder of shared traces; None: <sweep dir>/.traces in a multirun
 
 
 GROUP_SCHEMAS: dict[str, Any] = {
@@ -139,3 +143,7 @@ def register_configs() -> None:
         cs.store(group=group, name=f"{group}_schema", node=schema)
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("attnviz_subdir"):  # run directories of a sweep (conf/config.yaml, hydra:)
+        from attnviz.sweep.layout import sweep_subdir
+
+        OmegaConf.register_new_resolver("attnviz_subdir", sweep_subdir)

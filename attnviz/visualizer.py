@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from attnviz.config import REASON_RFT_PROMPT, CaptureConfig, GenerationConfig, RenderConfig, VideoConfig
-from attnviz.data import load_sample, parse_sample
+from attnviz.data import Sample, load_sample, parse_sample
 from attnviz.models.loading import load_model
 from attnviz.outputs import package_versions, prepare_run_dir, token_table, write_json_atomic
 from attnviz.render import frame_count
@@ -90,54 +91,88 @@ class AttentionVisualizer:
         layer = resolve_layer(layer_idx, self.loaded.num_layers)
         layers = resolve_layers(self.capture.layers, layer, self.loaded.num_layers)
         parsed = parse_sample(sample, 0)
-        t0 = time.perf_counter()
-        trace, prompt = build_trace(self.loaded, parsed, images, layers, self.generation, self.prompt_template)
-        self.timings["generate_s"] = time.perf_counter() - t0
+        trace, prompt = self.generate_trace(parsed, images, layers)
         save_inputs(images, save_trace(trace, run_dir / "trace", self.capture.dtype))
-        t0 = time.perf_counter()
-        video_path, text_start = render_video_file(
-            trace, layer, images, self.render, self.video,
-            sample_id=parsed.id, start_phrase=start_phrase, run_dir=run_dir, sample=parsed.fields,
+        record = RunRecord(
+            self.model_info(), parsed.fields, prompt, self.timings, self.config or _settings_dict(self)
         )
-        self.timings["render_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        pictures = write_pictures(
-            trace, layer, images, self.render, run_dir, sample_id=parsed.id, text_start=text_start[0]
+        video_path = finish_run(
+            record, trace, layer, images, self.render, self.video, start_phrase=start_phrase, run_dir=run_dir
         )
-        self.timings["pictures_s"] = time.perf_counter() - t0
-        self._write_metadata(run_dir, trace, parsed.fields, prompt, layer, text_start, video_path, pictures)
-        log.info("wrote %s", video_path)
         return str(video_path)
 
-    def _write_metadata(self, run_dir, trace: Trace, sample, prompt, layer, text_start, video_path, pictures) -> None:
+    def generate_trace(self, sample: Sample, images: list[Image.Image], layers: list[int]) -> tuple[Trace, str]:
+        """One generation recording the rows of ``layers``; returns the trace and the prompt."""
+        t0 = time.perf_counter()
+        trace, prompt = build_trace(self.loaded, sample, images, layers, self.generation, self.prompt_template)
+        self.timings["generate_s"] = time.perf_counter() - t0
+        return trace, prompt
+
+    def model_info(self) -> dict[str, Any]:
         loaded = self.loaded
-        payload = {
-            "status": "complete",
-            "model": {
-                "path": loaded.path,
-                "family": loaded.adapter.family,
-                "device": str(loaded.device),
-                "dtype": str(loaded.dtype).removeprefix("torch."),
-                "num_layers": loaded.num_layers,
-            },
-            "sample": {"id": str(sample.get("id", "")), **{k: v for k, v in sample.items() if k != "id"}},
-            "layer": layer,
-            "captured_layers": trace.layers,
-            "row_semantics": ROW_SEMANTICS,
-            "prompt": prompt,
-            "generated_text": trace.generated_text(),
-            "prompt_len": trace.prompt_len,
-            "n_generated": trace.n_steps,
-            "n_frames": frame_count(trace),
-            "text_start": {"position": text_start[0], "start_phrase_found": text_start[1]},
-            "images": [asdict(g) for g in trace.images],
-            "tokens": token_table(trace),
-            "files": {"video": video_path.name, "trace": "trace", **pictures},
-            "timings": dict(self.timings),
-            "versions": package_versions(),
-            "config": self.config or _settings_dict(self),
+        return {
+            "path": loaded.path,
+            "family": loaded.adapter.family,
+            "device": str(loaded.device),
+            "dtype": str(loaded.dtype).removeprefix("torch."),
+            "num_layers": loaded.num_layers,
         }
-        write_json_atomic(run_dir / "metadata.json", payload)
+
+
+@dataclass
+class RunRecord:
+    """What metadata.json says about a run besides the trace: model, sample, prompt, timings, config."""
+
+    model: dict[str, Any]
+    sample: dict[str, Any]
+    prompt: str
+    timings: dict[str, float]
+    config: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. where a shared trace came from
+
+
+def finish_run(
+    record: RunRecord, trace: Trace, layer: int, images: list[Image.Image], render_cfg: Any, video_cfg: Any,
+    *, start_phrase: str, run_dir: Path,
+) -> Path:
+    """Render ``layer`` of ``trace`` into ``run_dir`` and write metadata.json (last); needs no model."""
+    sample = record.sample
+    t0 = time.perf_counter()
+    video_path, text_start = render_video_file(
+        trace, layer, images, render_cfg, video_cfg,
+        sample_id=str(sample.get("id", "")), start_phrase=start_phrase, run_dir=run_dir, sample=sample,
+    )
+    timings = {**record.timings, "render_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    pictures = write_pictures(
+        trace, layer, images, render_cfg, run_dir, sample_id=str(sample.get("id", "")), text_start=text_start[0]
+    )
+    timings["pictures_s"] = time.perf_counter() - t0
+    payload = {
+        "status": "complete",
+        "model": record.model,
+        "sample": {"id": str(sample.get("id", "")), **{k: v for k, v in sample.items() if k != "id"}},
+        "layer": layer,
+        "captured_layers": trace.layers,
+        "row_semantics": ROW_SEMANTICS,
+        "prompt": record.prompt,
+        "generated_text": trace.generated_text(),
+        "prompt_len": trace.prompt_len,
+        "n_generated": trace.n_steps,
+        "n_frames": frame_count(trace),
+        "text_start": {"position": text_start[0], "start_phrase_found": text_start[1]},
+        "images": [asdict(g) for g in trace.images],
+        "tokens": token_table(trace),
+        "files": {"video": video_path.name, "trace": "trace", **pictures},
+        "timings": timings,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "versions": package_versions(),
+        "config": record.config,
+        **record.extra,
+    }
+    write_json_atomic(run_dir / "metadata.json", payload)
+    log.info("wrote %s", video_path)
+    return video_path
 
 
 def _settings_dict(viz: AttentionVisualizer) -> dict[str, Any]:

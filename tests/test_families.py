@@ -146,7 +146,9 @@ def test_cli_end_to_end_every_family(tmp_path, twin_dir):
     folders = ",".join(str(twin_dir(f)) for f in vision)
     dataset = (f"dataset.json={data}", f"dataset.image_dir={tmp_path}")
     _cli(tmp_path, "-m", f"model.path={folders}", *dataset, "sample_idx=0", *COMMON, f"hydra.sweep.dir={tmp_path}/m")
-    for index, family in enumerate(vision):  # Hydra numbers the runs in sweep order
-        _check_run(tmp_path / "m" / str(index), family)
+    runs = {read_metadata(d)["config"]["model"]["path"]: d for d in (tmp_path / "m").iterdir() if d.is_dir()
+            and (d / "metadata.json").is_file()}  # run directories are named by their model.path
+    for family in vision:
+        _check_run(runs[str(twin_dir(family))], family)
     _cli(tmp_path, f"model.path={twin_dir('text')}", *dataset, "sample_idx=1", *COMMON, f"hydra.run.dir={tmp_path}/t")
     _check_run(tmp_path / "t", "text")
