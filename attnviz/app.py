@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> Path:
         prompt_template=cfg.dataset.prompt_template,
         output_dir=run_dir_of(cfg),
         config=OmegaConf.to_container(cfg, resolve=True),
+        mode=cfg.mode,
     )
     video = viz.create_attention_visualization_for_sample(
         sample.fields, images, layer_idx=cfg.layer_idx, start_phrase=cfg.start_phrase

@@ -22,8 +22,8 @@ from attnviz.models.loading import load_model
 from attnviz.outputs import package_versions, token_table, write_json_atomic
 from attnviz.render import frame_count
 from attnviz.rerender import render_video_file, save_inputs
-from attnviz.trace import Trace, save_trace
-from attnviz.tracing import build_trace, resolve_layer, resolve_layers
+from attnviz.trace import Trace
+from attnviz.tracing import build_trace, capture_request, resolve_layer
 
 log = logging.getLogger(__name__)
 ROW_SEMANTICS = (
@@ -49,6 +49,7 @@ class AttentionVisualizer:
         prompt_template: str = REASON_RFT_PROMPT,
         output_dir: str | Path = ".",
         config: dict[str, Any] | None = None,
+        mode: str = "generate",
     ):
         t0 = time.perf_counter()
         self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs)
@@ -60,6 +61,7 @@ class AttentionVisualizer:
         self.prompt_template = prompt_template
         self.output_dir = Path(output_dir)
         self.config = config
+        self.mode = mode  # generate | replay (teacher-force the sample's stored answer)
         self.timings: dict[str, float] = {"load_s": time.perf_counter() - t0}
 
     def load_sample_data(
@@ -81,12 +83,14 @@ class AttentionVisualizer:
         run_dir = Path(output_dir) if output_dir is not None else self.output_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         layer = resolve_layer(layer_idx, self.loaded.num_layers)
-        layers = resolve_layers(self.capture.layers, layer, self.loaded.num_layers)
+        request = capture_request(self.capture, layer, self.loaded.num_layers, self.mode)
         parsed = parse_sample(sample, 0)
         t0 = time.perf_counter()
-        trace, prompt = build_trace(self.loaded, parsed, images, layers, self.generation, self.prompt_template)
-        self.timings["generate_s"] = time.perf_counter() - t0
-        save_inputs(images, save_trace(trace, run_dir / "trace", self.capture.dtype))
+        trace, prompt = build_trace(
+            self.loaded, parsed, images, request, self.generation, self.prompt_template, run_dir / "trace"
+        )
+        self.timings[f"{self.mode}_s"] = time.perf_counter() - t0
+        save_inputs(images, run_dir / "trace")
         t0 = time.perf_counter()
         video_path, text_start = render_video_file(
             trace, layer, images, self.render, self.video,
@@ -110,7 +114,9 @@ class AttentionVisualizer:
             },
             "sample": {"id": str(sample.get("id", "")), **{k: v for k, v in sample.items() if k != "id"}},
             "layer": layer,
+            "mode": trace.mode,
             "captured_layers": trace.layers,
+            "captured_head_layers": trace.head_layers,
             "row_semantics": ROW_SEMANTICS,
             "prompt": prompt,
             "generated_text": trace.generated_text(),
