@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from attnviz.config import PROJECT_ROOT, register_configs  # noqa: E402
+from tests.twins import twin_dir  # noqa: E402, F401  (session fixture: tiny twins of every family)
 
 CONF_DIR = PROJECT_ROOT / "conf"
 DEMO_MODEL = PROJECT_ROOT / "demo" / "model"
