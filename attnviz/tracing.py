@@ -56,10 +56,15 @@ def resolve_layers(spec: Any, layer: int, num_layers: int) -> list[int]:
     return sorted({*chosen, layer})
 
 
-def capture_request(capture_cfg: Any, layer: int, num_layers: int, mode: str = "generate") -> CaptureRequest:
-    """capture.* config + the video's layer -> a CaptureRequest, with one-line errors for bad values."""
+def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise AttnvizError(f"mode={mode!r}: use generate (the model writes the answer) or replay (a stored answer)")
+    return mode
+
+
+def capture_request(capture_cfg: Any, layer: int, num_layers: int, mode: str = "generate") -> CaptureRequest:
+    """capture.* config + the video's layer -> a CaptureRequest, with one-line errors for bad values."""
+    check_mode(mode)
     heads = getattr(capture_cfg, "heads", "mean")
     if heads not in HEAD_CHOICES:
         raise AttnvizError(f"capture.heads={heads!r}: use mean (head average) or all (per-head rows as well)")

@@ -23,7 +23,7 @@ from attnviz.outputs import package_versions, token_table, write_json_atomic
 from attnviz.render import frame_count
 from attnviz.rerender import render_video_file, save_inputs
 from attnviz.trace import Trace
-from attnviz.tracing import build_trace, capture_request, resolve_layer
+from attnviz.tracing import build_trace, capture_request, check_mode, resolve_layer
 
 log = logging.getLogger(__name__)
 ROW_SEMANTICS = (
@@ -51,6 +51,7 @@ class AttentionVisualizer:
         config: dict[str, Any] | None = None,
         mode: str = "generate",
     ):
+        self.mode = check_mode(mode)  # generate | replay (teacher-force the sample's stored answer)
         t0 = time.perf_counter()
         self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs)
         self.max_image_num = max_image_num
@@ -61,7 +62,6 @@ class AttentionVisualizer:
         self.prompt_template = prompt_template
         self.output_dir = Path(output_dir)
         self.config = config
-        self.mode = mode  # generate | replay (teacher-force the sample's stored answer)
         self.timings: dict[str, float] = {"load_s": time.perf_counter() - t0}
 
     def load_sample_data(

@@ -28,10 +28,9 @@ def with_answer(inputs: dict[str, Any], sequences: torch.Tensor) -> dict[str, An
     extra = sequences.shape[1] - inputs["input_ids"].shape[1]
     forward = dict(inputs, input_ids=sequences)
     for name, value in inputs.items():
-        if name == "attention_mask":
-            forward[name] = torch.cat([value, torch.ones(value.shape[0], extra, dtype=value.dtype)], dim=1)
-        elif name.endswith("token_type_ids"):
-            forward[name] = torch.cat([value, torch.zeros(value.shape[0], extra, dtype=value.dtype)], dim=1)
+        if name == "attention_mask" or name.endswith("token_type_ids"):  # answer tokens: attended, type 0 (text)
+            fill = 1 if name == "attention_mask" else 0
+            forward[name] = torch.cat([value, value.new_full((value.shape[0], extra), fill)], dim=1)
     return forward
 
 
@@ -77,7 +76,7 @@ def max_row_error(sink: MemorySink, attentions, layers, prompt_len: int, heads: 
         assert steps, f"layer {layer}: no rows captured"
         for step, got in enumerate(steps):
             query = prompt_len - 1 + step  # the position whose output chose answer token `step`
-            ref = attentions[layer][:, :, query, : query + 1].float()  # (B, H, K)
+            ref = attentions[layer][:, :, query, : query + 1].float().cpu()  # (B, H, K)
             expected = (ref if heads else ref.mean(dim=1)).numpy()
             assert got.shape == expected.shape, (layer, step, got.shape, expected.shape)
             worst = max(worst, float(np.abs(got.astype(np.float64) - expected).max()))
