@@ -45,7 +45,8 @@ def generate_with_capture(model: Any, inputs: dict[str, Any], recorder: RowRecor
     prompt_len = inputs["input_ids"].shape[1]
     streamer = _ProgressStreamer(int(gen_cfg.max_new_tokens))
     with torch.inference_mode(), recording(recorder):
-        out = model.generate(**inputs, streamer=streamer, **sampling_kwargs(gen_cfg))  # (1, S)
+        # disable_compile: static caches auto-compile on GPU, and the recorder's per-layer hand-off is Python code
+        out = model.generate(**inputs, streamer=streamer, disable_compile=True, **sampling_kwargs(gen_cfg))  # (1, S)
     generated = out[0, prompt_len:].tolist()
     if recorder.n_steps() != len(generated):
         raise RuntimeError(f"captured {recorder.n_steps()} rows for {len(generated)} generated tokens")
