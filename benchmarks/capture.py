@@ -91,7 +91,11 @@ class Worker:
         return {"mode": self.mode, "new_tokens": self.new_tokens, "prompt_len": self.prompt_len,
                 "times_s": [r["time_s"] for r in timed], "median_s": median(r["time_s"] for r in timed),
                 "extra_rss_mb": first["extra_rss_mb"], "cuda_extra_mb": first["cuda_extra_mb"],
-                "kept_bytes": first["kept_bytes"]}
+                "kept_bytes": first["kept_bytes"], "own_share": _median_or_none([r["own_share"] for r in timed])}
+
+
+def _median_or_none(values: list) -> float | None:
+    return None if None in values else median(values)
 
 
 def measure(modes: list[str], argv: list[str], new_tokens: int, repeats: int) -> dict[str, dict]:
@@ -116,6 +120,10 @@ def summary(results: dict[str, dict], long: dict[str, dict]) -> dict:
         out[f"{mode}_ratio"] = res["median_s"] / plain["median_s"]
         out[f"{mode}_extra_rss_mb"] = res["extra_rss_mb"] - plain["extra_rss_mb"]
         out[f"{mode}_kept_bytes"] = res["kept_bytes"]
+        if mode.startswith(("capture", "replay")) and res["own_share"] is not None:
+            out[f"{mode}_own_share"] = res["own_share"]  # capture code's share of the run's time
+        if res["cuda_extra_mb"] is not None:
+            out[f"{mode}_cuda_extra_mb"] = res["cuda_extra_mb"] - plain["cuda_extra_mb"]
     if "capture_all" in results and "replay" in results:
         out["replay_speedup_at_new_tokens"] = results["capture_all"]["median_s"] / results["replay"]["median_s"]
     if long:
@@ -126,17 +134,19 @@ def summary(results: dict[str, dict], long: dict[str, dict]) -> dict:
 
 def print_table(results: dict[str, dict], long: dict[str, dict], args: argparse.Namespace) -> None:
     plain = results["plain"]
-    head = (f"{'mode':<40} {'tokens':>6} {'median s':>9} {'x plain':>8} {'peak RSS +MB':>13} "
+    head = (f"{'mode':<40} {'tokens':>6} {'median s':>9} {'x plain':>8} {'own %':>6} {'peak RSS +MB':>13} "
             f"{'vs plain MB':>12} {'kept MB':>9}")
     print(head)
     print("-" * len(head))
     for res in [*results.values(), *long.values()]:
         ratio = res["median_s"] / plain["median_s"] if res["new_tokens"] == plain["new_tokens"] else float("nan")
-        print(f"{LABELS[res['mode']]:<40} {res['new_tokens']:>6} {res['median_s']:>9.3f} {ratio:>8.3f} "
+        own = f"{100 * res['own_share']:.1f}" if res["own_share"] is not None and res["mode"] != "plain" else "-"
+        print(f"{LABELS[res['mode']]:<40} {res['new_tokens']:>6} {res['median_s']:>9.3f} {ratio:>8.3f} {own:>6} "
               f"{res['extra_rss_mb']:>13.1f} {res['extra_rss_mb'] - plain['extra_rss_mb']:>12.1f} "
               f"{res['kept_bytes'] / 2**20:>9.2f}")
     print(f"prompt {plain['prompt_len']} tokens; shape {args.shape}, {args.dtype}, kernel {args.kernel}, "
-          f"device {args.device}, {args.threads} threads, {args.repeats} timed repeats per mode")
+          f"device {args.device}, {args.threads} threads, {args.repeats} timed repeats per mode; "
+          "own %: time inside attnviz's capture code, measured within the same runs (CPU only)")
 
 
 def main(argv: list[str] | None = None) -> None:

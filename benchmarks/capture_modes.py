@@ -159,19 +159,53 @@ def prepare(mode: str, args: Any) -> tuple[Any, dict[str, Any], list[int]]:
     return model, inputs, answer
 
 
+class OwnTime:
+    """Seconds spent inside attnviz's capture code (row maths, host copy, file appends), outermost calls only."""
+
+    total = 0.0
+    depth = 0
+
+    @classmethod
+    def wrap(cls, fn):
+        def timed(*args, **kwargs):
+            cls.depth += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                cls.depth -= 1
+                if cls.depth == 0:
+                    cls.total += time.perf_counter() - start
+
+        return timed
+
+
+def instrument_capture() -> None:
+    """Time the capture's own work inside the same run: a share that load from other work cannot skew."""
+    from attnviz.capture import attention, recorder
+
+    attention.record_layer = OwnTime.wrap(attention.record_layer)
+    recorder.RowRecorder.flush = OwnTime.wrap(recorder.RowRecorder.flush)
+
+
 def timed_run(mode: str, model: Any, inputs: dict[str, Any], answer: list[int], args: Any, out_dir: Path) -> dict:
+    OwnTime.total = 0.0
     with PeakMemory() as mem, torch.inference_mode():
         start = time.perf_counter()
         kept = run_once(mode, model, inputs, args.new_tokens, answer, out_dir)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
-    return {"time_s": elapsed, "extra_rss_mb": mem.extra_mb, "cuda_extra_mb": mem.cuda_extra_mb, "kept_bytes": kept}
+    # on CUDA the host copy also waits for queued kernels, so the own share is only reported on CPU
+    own = OwnTime.total / elapsed if args.device == "cpu" else None
+    return {"time_s": elapsed, "extra_rss_mb": mem.extra_mb, "cuda_extra_mb": mem.cuda_extra_mb, "kept_bytes": kept,
+            "own_share": own}
 
 
 def main_worker(mode: str, args: Any) -> None:
     """Serve runs on request: one line 'run' on stdin -> one JSON line on stdout; EOF ends the process."""
     torch.set_num_threads(args.threads)
+    instrument_capture()
     model, inputs, answer = prepare(mode, args)
     print(json.dumps({"ready": True, "prompt_len": inputs["input_ids"].shape[1]}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
