@@ -31,7 +31,7 @@ def test_bool_and_additive_masks_agree_with_reference():
     query, key = _qk(5, 9)
     allowed = _causal(5, 9, 4)[None, None].expand(B, 1, 5, 9).clone()
     allowed[0, :, :, :2] = False  # batch element 0 is left-padded by two
-    rows = torch.arange(5)
+    rows = range(5)
     expected = _reference(query, key, allowed)
     additive = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
     for mask in (allowed, additive):
@@ -41,7 +41,7 @@ def test_bool_and_additive_masks_agree_with_reference():
 
 def test_no_mask_follows_each_kernels_causal_alignment():
     query, key = _qk(4, 7)
-    rows = torch.arange(4)
+    rows = range(4)
     # SDPA: is_causal is upper-left aligned (it only meets K > Q on a static cache's empty prefill slots)
     upper_left = query_probs(query, key, None, D**-0.5, rows)
     torch.testing.assert_close(upper_left, _reference(query, key, _causal(4, 7, 0)[None, None]), atol=1e-6, rtol=0)
@@ -52,7 +52,7 @@ def test_no_mask_follows_each_kernels_causal_alignment():
 
 def test_single_query_without_mask_sees_every_key():
     query, key = _qk(1, 7)
-    got = query_probs(query, key, None, D**-0.5, torch.tensor([0]))
+    got = query_probs(query, key, None, D**-0.5, range(1))
     torch.testing.assert_close(got, _reference(query, key, torch.ones(1, 1, 1, 7, dtype=torch.bool)), atol=1e-6, rtol=0)
 
 
@@ -62,14 +62,14 @@ def test_2d_padding_mask_with_sliding_window_equals_4d_mask():
     padding[1, :3] = 0
     allowed = _causal(3, 10, 7)[None, None] & padding.bool()[:, None, None, :]
     allowed &= torch.arange(10)[None, :] > (torch.arange(3) + 7 - 4)[:, None]  # window of 4
-    got = query_probs(query, key, padding, D**-0.5, torch.arange(3), bottom_right=True, sliding_window=4)
+    got = query_probs(query, key, padding, D**-0.5, range(3), bottom_right=True, sliding_window=4)
     torch.testing.assert_close(got, _reference(query, key, allowed), atol=1e-6, rtol=0)
 
 
 def test_gqa_groups_query_heads_under_their_kv_head():
     query, key = _qk(1, 5)
     key[:, 1] = 0.0  # kv head 1 gives flat scores: only query heads 3..5 (its group) become uniform
-    got = query_probs(query, key, None, D**-0.5, torch.tensor([0]))[:, :, 0]  # (B, H, K)
+    got = query_probs(query, key, None, D**-0.5, range(1))[:, :, 0]  # (B, H, K)
     torch.testing.assert_close(got[:, 3:], torch.full((B, 3, 5), 0.2), atol=1e-6, rtol=0)
     assert not torch.allclose(got[:, :3], torch.full((B, 3, 5), 0.2))
 
@@ -108,6 +108,6 @@ def test_recorder_streams_rows_in_step_order_and_flushes_per_step():
         for layer in (0, 1):
             plan = recorder.plan(layer, q_len, kv_len)
             probs = torch.full((1, 2, 1, kv_len), 1.0 / kv_len)
-            recorder.add(layer, list(plan.positions), plan.kv_start, probs)
+            recorder.add(layer, plan.positions, plan.kv_start, probs)
         assert recorder._pending == []  # the last layer of a step flushed it
     assert [r.shape for r in sink.rows[1]] == [(1, 3), (1, 4)] and sink.rows[0][1].dtype == np.float16

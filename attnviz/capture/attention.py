@@ -24,17 +24,18 @@ QUERY_CHUNK = 64  # query rows scored at once when many are captured (replay): b
 
 
 def causal_allowed(
-    rows: torch.Tensor,  # (n,) query indices within this call's Q queries
+    rows: range,  # query indices within this call's Q queries
     q_len: int,
     kv_len: int,
     bottom_right: bool,
     sliding_window: int | None,
+    device: torch.device,
 ) -> torch.Tensor:  # (n, K) bool
     """Which keys each query may see under the kernel's own causal rule (no mask tensor given)."""
-    keys = torch.arange(kv_len, device=rows.device)
+    keys = torch.arange(kv_len, device=device)
     # One query sees the whole cache; else SDPA's is_causal is upper-left aligned, FlashAttention's bottom-right.
     shift = kv_len - q_len if bottom_right or q_len == 1 else 0
-    last = rows + shift  # (n,) last key each query may see
+    last = torch.arange(rows.start + shift, rows.stop + shift, device=device)  # (n,) last key each query sees
     allowed = keys[None, :] <= last[:, None]
     if sliding_window is not None:
         allowed &= keys[None, :] > last[:, None] - sliding_window
@@ -44,18 +45,20 @@ def causal_allowed(
 def masked_scores(
     scores: torch.Tensor,  # (B, H, n, K) fp32
     attention_mask: torch.Tensor | None,
-    rows: torch.Tensor,  # (n,)
+    rows: range,
     q_len: int,
     bottom_right: bool,
     sliding_window: int | None,
 ) -> torch.Tensor:  # (B, H, n, K)
     kv_len = scores.shape[-1]
     if attention_mask is not None and attention_mask.dim() == 4:
-        mask = attention_mask[:, :, rows, :kv_len]  # (B, 1, n, K)
+        mask = attention_mask[:, :, rows.start : rows.stop, :kv_len]  # (B, 1, n, K)
         if mask.dtype == torch.bool:
             return scores.masked_fill(~mask, float("-inf"))
         return scores + mask.float()
-    allowed = causal_allowed(rows, q_len, kv_len, bottom_right, sliding_window)[None, None]  # (1, 1, n, K)
+    if attention_mask is None and q_len == 1 and (sliding_window is None or kv_len <= sliding_window):
+        return scores  # decoding without padding: the one query sees every key
+    allowed = causal_allowed(rows, q_len, kv_len, bottom_right, sliding_window, scores.device)[None, None]
     if attention_mask is not None:  # 2D padding mask, left-aligned with the keys (shorter for static caches)
         padding = torch.zeros(attention_mask.shape[0], kv_len, dtype=torch.bool, device=scores.device)
         width = min(kv_len, attention_mask.shape[1])
@@ -69,18 +72,18 @@ def query_probs(
     key: torch.Tensor,  # (B, H_kv, K, D)
     attention_mask: torch.Tensor | None,
     scaling: float,
-    rows: torch.Tensor,  # (n,) query indices to score
+    rows: range,  # query indices to score (contiguous)
     *,
     bottom_right: bool = False,
     sliding_window: int | None = None,
 ) -> torch.Tensor:  # (B, H, n, K) fp32
     """Exact fp32 attention probabilities of the chosen query rows."""
     batch, n_heads, q_len, head_dim = query.shape
-    n_kv = key.shape[1]
+    n_kv, n = key.shape[1], len(rows)
     # GQA: group query heads under their shared kv head instead of repeating the keys.
-    q_rows = query[:, :, rows, :].float().reshape(batch, n_kv, n_heads // n_kv, len(rows), head_dim)
-    scores = torch.einsum("bkgnd,bksd->bkgns", q_rows, key.float()) * scaling  # (B, H_kv, G, n, K)
-    scores = scores.reshape(batch, n_heads, len(rows), -1)  # (B, H, n, K)
+    q_rows = query[:, :, rows.start : rows.stop, :].float().reshape(batch, n_kv, n_heads // n_kv * n, head_dim)
+    scores = torch.matmul(q_rows, key.float().transpose(-1, -2)) * scaling  # (B, H_kv, G·n, K)
+    scores = scores.reshape(batch, n_heads, n, -1)  # (B, H, n, K)
     scores = masked_scores(scores, attention_mask, rows, q_len, bottom_right, sliding_window)
     return torch.softmax(scores, dim=-1)
 
@@ -96,12 +99,11 @@ def record_layer(
 ) -> None:
     plan = recorder.plan(layer_idx, q_len=query.shape[2], kv_len=key.shape[2])
     key = key[:, :, : plan.kv_keep]  # static caches: drop the slots no token has filled yet
-    positions = torch.tensor(list(plan.positions), dtype=torch.long)
-    for start in range(0, len(positions), QUERY_CHUNK):
-        chunk = positions[start : start + QUERY_CHUNK]
-        rows = (chunk - plan.pos0).to(query.device)
+    for start in range(plan.positions.start, plan.positions.stop, QUERY_CHUNK):
+        chunk = range(start, min(start + QUERY_CHUNK, plan.positions.stop))  # absolute positions
+        rows = range(chunk.start - plan.pos0, chunk.stop - plan.pos0)  # the same queries, within this call
         probs = query_probs(query, key, attention_mask, scaling, rows, **mask_options)  # (B, H, n, K)
-        recorder.add(layer_idx, chunk.tolist(), plan.kv_start, probs)
+        recorder.add(layer_idx, chunk, plan.kv_start, probs)
 
 
 def _make_capture(inner_name: str):

@@ -79,7 +79,7 @@ class RowRecorder:
         self.prompt_len: int | None = answer[0] if answer else None
         self.seen = dict.fromkeys(self.layers, 0)
         self.n_rows = dict.fromkeys(self.layers, 0)
-        self._pending: list[tuple[int, list[int], int, torch.Tensor, torch.Tensor | None]] = []
+        self._pending: list[tuple[int, range, int, torch.Tensor, torch.Tensor | None]] = []
         self._pending_bytes = 0
 
     def wants(self, layer_idx: int | None) -> bool:
@@ -102,7 +102,7 @@ class RowRecorder:
         kv_start = max(0, total - kv_len)  # > 0 only for a cropped sliding window
         return CallPlan(pos0, positions, kv_start, kv_keep=min(kv_len, total - kv_start))
 
-    def add(self, layer: int, positions: list[int], kv_start: int, probs: torch.Tensor) -> None:
+    def add(self, layer: int, positions: range, kv_start: int, probs: torch.Tensor) -> None:
         """probs: (B, H, n, K) fp32 rows of the queries at ``positions``; kept on the device until a flush."""
         dtype = STORAGE_DTYPES[self.sink.dtype]
         mean = probs.mean(dim=1).to(dtype)  # (B, n, K)
