@@ -44,6 +44,7 @@ def run(cfg: DictConfig) -> Path:
         device=cfg.device,
         dtype=cfg.dtype,
         attn_implementation=cfg.model.attn_implementation,
+        cuda_dtype=cfg.model.dtype,
         processor_kwargs=processor_kwargs(cfg.model),
         generation=cfg.generation,
         capture=cfg.capture,

@@ -24,7 +24,10 @@ class ModelConfig:
     path: str = MISSING  # local checkpoint folder (config + safetensors + processor files)
     name: str = "custom"
     default_layer: int = 20  # layer_idx when none is given on the command line
-    attn_implementation: str = "sdpa"  # what computes the output; attnviz wraps it for the language model
+    # what computes the output (attnviz wraps it for the language model): auto = flash_attention_2 when installed
+    # and on CUDA in half precision, else sdpa
+    attn_implementation: str = "auto"
+    dtype: Optional[str] = None  # on CUDA when the run's dtype is auto (None: the checkpoint's saved dtype)
     min_pixels: Optional[int] = None  # processor pixel limits (None: the checkpoint's own)
     max_pixels: Optional[int] = None
 
@@ -58,22 +61,44 @@ class CaptureConfig:
 
 
 @dataclass
+class OverlayConfig:
+    enabled: bool = True  # coordinates in the answer drawn on the images from the frame they are written
+    # named groups x and y (and optional image: 1-based image number); default matches "(x, y)", "[x, y]"
+    regex: str = (
+        r"(?:image\s*(?P<image>\d+)\W{0,3})?[(\[]\s*(?P<x>-?\d+(?:\.\d+)?)\s*,\s*(?P<y>-?\d+(?:\.\d+)?)\s*[)\]]"
+    )
+    space: str = "norm1000"  # norm1000 | pixels | model_pixels | cells
+    ground_truth_key: Optional[str] = "answer"  # sample field drawn as the ground truth; null: none
+    segments: bool = True  # label the current <think> / <answer> segment in the header
+
+
+@dataclass
 class RenderConfig:
-    colormap: str = "red_green"  # red (low) -> green (high), the predecessor's look
-    gamma: float = 0.4  # lifts mid-range weights after min-max scaling
-    tint_alpha: float = 0.45  # opacity of the cell tint over the image
+    colormap: str = "red_green"  # red (low) -> green (high), the predecessor's look; or a matplotlib name
+    heads: Any = "mean"  # mean | max | a head index (max and one head need per-head rows in the trace)
+    norm: str = "step"  # step: per-step min-max | global: one scale for all steps | log
+    gamma: float = 0.4  # lifts mid-range weights after min-max scaling (step and global)
+    log_decades: float = 3.0  # norm=log: decades below the step's maximum that the colour map spans
+    # sink groups kept off the scale: bos, system, vision_markers, chat_template, special (attnviz.render.sinks)
+    exclude: list[str] = field(default_factory=lambda: ["bos", "vision_markers", "chat_template"])
+    exclude_positions: list[int] = field(default_factory=list)  # sequence positions kept off the scale
+    image_mode: str = "cells"  # cells: exact cell tint | heatmap: smooth, interpolated between cell centres
+    tint_alpha: float = 0.45  # opacity of the tint over the image
     grid_lines: bool = True
     font_path: Optional[str] = None  # monospace font; None: search the system
+    cjk_font_path: Optional[str] = None  # fallback for characters the font lacks; None: search the system
     font_size: int = 22
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
 
 
 @dataclass
 class VideoConfig:
-    width: int = 1920
+    width: int = 1920  # rounded down to even (yuv420p)
     height: int = 1080
     fps: float = 4.0
-    crf: int = 23
+    crf: int = 23  # x264/x265 quality: lower is better and bigger
     codec: str = "libx264"
+    preset: str = "ultrafast"  # x264/x265 speed preset: the encoder, not the renderer, bounds frames/s
     pixel_format: str = "yuv420p"
 
 

@@ -15,6 +15,7 @@ from attnviz.render import find_text_start, frame_count, render_frames
 from attnviz.trace import Trace, atomic_write, load_trace
 from attnviz.tracing import resolve_layer
 from attnviz.video import write_video
+from attnviz.viewer import write_pictures
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +34,32 @@ def load_inputs(trace_dir: Path, count: int) -> list[Image.Image]:
     return images
 
 
+def ground_truth_of(sample: dict[str, Any] | None, render_cfg: Any) -> str | None:
+    """The sample field drawn as the ground-truth overlay (``render.overlay.ground_truth_key``), if any."""
+    overlay = getattr(render_cfg, "overlay", None)
+    key = getattr(overlay, "ground_truth_key", None)
+    if not sample or not key or not getattr(overlay, "enabled", False):
+        return None
+    value = sample.get(key)
+    return None if value is None else str(value)
+
+
 def render_video_file(
     trace: Trace, layer: int, images: list[Image.Image], render_cfg: Any, video_cfg: Any,
-    *, sample_id: str, start_phrase: str, run_dir: Path,
+    *, sample_id: str, start_phrase: str, run_dir: Path, sample: dict[str, Any] | None = None,
 ) -> tuple[Path, tuple[int, bool]]:
-    """Write ``combined_attention_visualization_layer{layer}.mp4``; returns its path and (text start, found)."""
+    """Write ``combined_attention_visualization_layer{layer}.mp4``; returns its path and (text start, found).
+
+    ``sample``: the dataset sample, for the ground-truth overlay.
+    """
     text_start, found = find_text_start(trace, start_phrase)
     if not found:
         log.warning("start_phrase %r not found; the text panel starts at the last assistant turn", start_phrase)
     video_path = run_dir / video_name(layer)
-    frames = render_frames(trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, text_start=text_start)
+    frames = render_frames(
+        trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, text_start=text_start,
+        ground_truth=ground_truth_of(sample, render_cfg), reuse_buffer=True,
+    )
     write_video(frames, video_path, video_cfg, total=frame_count(trace))
     return video_path, (text_start, found)
 
@@ -59,7 +76,7 @@ def rerender_run(
         raise AttnvizError(f"render_only={source} is not a complete run (status {meta.get('status')!r}); re-run it")
     trace = load_trace(source / "trace")
     layer = resolve_layer(layer_idx, int(meta["model"]["num_layers"]))
-    if layer not in trace.rows:
+    if layer not in trace.layers:
         raise AttnvizError(
             f"layer_idx={layer_idx} was not captured in {source} (captured: {trace.layers}); "
             "generate again with capture.layers=all"
@@ -67,12 +84,15 @@ def rerender_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     images = load_inputs(source / "trace", len(trace.images))
+    sample_id = str(meta["sample"].get("id", ""))
     video, text_start = render_video_file(
-        trace, layer, images, render_cfg, video_cfg,
-        sample_id=str(meta["sample"].get("id", "")), start_phrase=start_phrase, run_dir=run_dir,
+        trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, start_phrase=start_phrase, run_dir=run_dir,
+        sample=meta["sample"],
     )
+    pictures = write_pictures(trace, layer, images, render_cfg, run_dir, sample_id=sample_id, text_start=text_start[0])
     meta.update(
-        layer=layer, source_run=str(source.resolve()), files={"video": video.name, "trace": str(source / "trace")},
+        layer=layer, source_run=str(source.resolve()),
+        files={"video": video.name, "trace": str(source / "trace"), **pictures},
         text_start={"position": text_start[0], "start_phrase_found": text_start[1]},
         timings={"render_s": time.perf_counter() - t0},
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from attnviz.errors import AttnvizError
 from attnviz.trace_store import (
@@ -41,7 +42,15 @@ __all__ = ["ImageGeometry", "Trace", "TRACE_FORMAT", "atomic_write", "load_trace
 
 @dataclass(frozen=True)
 class ImageGeometry:
-    """Where one image's tokens sit in the sequence and how they tile the image."""
+    """Where one image's tokens sit in the sequence and how they tile the image.
+
+    By default the image's cells are ``grid_h * grid_w`` consecutive tokens from ``token_start``, raster order
+    (Qwen2-VL, LLaVA-1.5). Families whose cell tokens are interleaved with other image tokens (LLaVA-NeXT /
+    OneVision: a base tile first, a newline token after each row of the stitched tile grid) list the sequence
+    position of every cell in ``cell_positions`` (raster order, -1 for a cell without a token). ``view_box``
+    is the part of the caller's image the grid covers, (left, top, right, bottom) in its pixels (LLaVA-1.5's
+    centre crop); None means the whole image.
+    """
 
     index: int  # image number in the prompt, 0-based
     token_start: int  # sequence position of the image's first image token
@@ -49,20 +58,44 @@ class ImageGeometry:
     grid_w: int  # merged-patch columns (tokens per row)
     pixel_h: int  # height of the image the model saw (after the processor's resize)
     pixel_w: int  # width of the image the model saw
+    cell_positions: tuple[int, ...] | None = None  # (grid_h * grid_w,) explicit positions, -1 = no token
+    view_box: tuple[float, float, float, float] | None = None  # grid's region of the caller's image, in pixels
+
+    def __post_init__(self) -> None:  # JSON gives lists back: keep the dataclass hashable
+        if self.cell_positions is not None:
+            object.__setattr__(self, "cell_positions", tuple(int(p) for p in self.cell_positions))
+            if len(self.cell_positions) != self.grid_h * self.grid_w:
+                raise ValueError(f"{len(self.cell_positions)} cell positions for a {self.grid_h}x{self.grid_w} grid")
+        if self.view_box is not None:
+            object.__setattr__(self, "view_box", tuple(float(v) for v in self.view_box))
 
     @property
     def n_tokens(self) -> int:
-        return self.grid_h * self.grid_w
+        """Number of cells that have a token."""
+        return len(self.positions)
 
     @property
-    def positions(self) -> range:
-        return range(self.token_start, self.token_start + self.n_tokens)
+    def positions(self) -> range | list[int]:
+        """Sequence positions of the cell tokens, raster order (cells without a token skipped)."""
+        if self.cell_positions is None:
+            return range(self.token_start, self.token_start + self.grid_h * self.grid_w)
+        return [p for p in self.cell_positions if p >= 0]
 
     def cell_weights(self, row: np.ndarray) -> np.ndarray:
-        """(S,) attention row -> (grid_h, grid_w) weights of this image's cells, raster order."""
-        return np.asarray(row[self.token_start : self.token_start + self.n_tokens]).reshape(
-            self.grid_h, self.grid_w
-        )
+        """(S,) attention row -> (grid_h, grid_w) weights of this image's cells, raster order (0: no token)."""
+        row = np.asarray(row)
+        if self.cell_positions is None:
+            cells = row[self.token_start : self.token_start + self.grid_h * self.grid_w]
+        else:
+            index = np.asarray(self.cell_positions, dtype=np.int64)  # (grid_h * grid_w,)
+            cells = np.where(index >= 0, row[np.maximum(index, 0)], 0).astype(row.dtype, copy=False)
+        return cells.reshape(self.grid_h, self.grid_w)
+
+    def view(self, image: Image.Image) -> Image.Image:
+        """The part of ``image`` the grid covers (the whole image unless ``view_box`` says otherwise)."""
+        if self.view_box is None:
+            return image
+        return image.crop(tuple(round(v) for v in self.view_box))
 
 
 @dataclass
@@ -96,7 +129,10 @@ class Trace:
     def head_rows(self, layer: int, step: int) -> np.ndarray:
         """(H, prompt_len + step) float32 per-head attention that produced answer token ``step``."""
         if layer not in self.heads:
-            raise KeyError(f"layer {layer} has no per-head rows (captured: {self.head_layers}); use capture.heads=all")
+            raise AttnvizError(
+                f"layer {layer} has no per-head rows in this trace (per-head layers: {self.head_layers}); "
+                "capture again with capture.heads=all"
+            )
         return np.asarray(self.heads[layer][step][..., : self.prompt_len + step], dtype=np.float32)
 
     def generated_text(self) -> str:

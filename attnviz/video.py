@@ -23,9 +23,6 @@ from attnviz.config import VideoConfig
 
 log = logging.getLogger(__name__)
 
-# x264 speed vs size: the encoder, not the renderer, bounds frames/s. At 1080p ultrafast costs ~28 ms CPU a
-# frame (veryfast ~62, medium ~120) for files ~2.6x larger than veryfast; still a few MB a minute.
-PRESET = "ultrafast"
 STDERR_TAIL = 2000  # characters of ffmpeg's own message kept in an error
 
 
@@ -97,8 +94,8 @@ def _start_ffmpeg(tmp: Path, width: int, height: int, cfg: VideoConfig, stderr) 
     source = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(cfg.fps), "-i", "-"]
     encode = ["-an", "-c:v", cfg.codec, "-pix_fmt", cfg.pixel_format, "-crf", str(cfg.crf)]
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", *source, *encode]
-    if cfg.codec in ("libx264", "libx265"):
-        cmd += ["-preset", PRESET]
+    if cfg.codec in ("libx264", "libx265") and getattr(cfg, "preset", None):
+        cmd += ["-preset", cfg.preset]
     cmd += ["-movflags", "+faststart", str(tmp)]  # index up front: browsers play it before it has loaded
     log.debug("ffmpeg command: %s", " ".join(cmd))
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)

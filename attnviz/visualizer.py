@@ -24,6 +24,7 @@ from attnviz.render import frame_count
 from attnviz.rerender import render_video_file, save_inputs
 from attnviz.trace import Trace
 from attnviz.tracing import build_trace, capture_request, check_mode, resolve_layer
+from attnviz.viewer import write_pictures
 
 log = logging.getLogger(__name__)
 ROW_SEMANTICS = (
@@ -42,6 +43,7 @@ class AttentionVisualizer:
         dtype: str = "auto",
         attn_implementation: str = "sdpa",
         processor_kwargs: dict[str, Any] | None = None,
+        cuda_dtype: str | None = None,
         generation: Any = None,
         capture: Any = None,
         render: Any = None,
@@ -53,7 +55,7 @@ class AttentionVisualizer:
     ):
         self.mode = check_mode(mode)  # generate | replay (teacher-force the sample's stored answer)
         t0 = time.perf_counter()
-        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs)
+        self.loaded = load_model(model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype)
         self.max_image_num = max_image_num
         self.generation = generation or GenerationConfig()
         self.capture = capture or CaptureConfig()
@@ -94,14 +96,19 @@ class AttentionVisualizer:
         t0 = time.perf_counter()
         video_path, text_start = render_video_file(
             trace, layer, images, self.render, self.video,
-            sample_id=parsed.id, start_phrase=start_phrase, run_dir=run_dir,
+            sample_id=parsed.id, start_phrase=start_phrase, run_dir=run_dir, sample=parsed.fields,
         )
         self.timings["render_s"] = time.perf_counter() - t0
-        self._write_metadata(run_dir, trace, parsed.fields, prompt, layer, text_start, video_path)
+        t0 = time.perf_counter()
+        pictures = write_pictures(
+            trace, layer, images, self.render, run_dir, sample_id=parsed.id, text_start=text_start[0]
+        )
+        self.timings["pictures_s"] = time.perf_counter() - t0
+        self._write_metadata(run_dir, trace, parsed.fields, prompt, layer, text_start, video_path, pictures)
         log.info("wrote %s", video_path)
         return str(video_path)
 
-    def _write_metadata(self, run_dir, trace: Trace, sample, prompt, layer, text_start, video_path) -> None:
+    def _write_metadata(self, run_dir, trace: Trace, sample, prompt, layer, text_start, video_path, pictures) -> None:
         loaded = self.loaded
         payload = {
             "status": "complete",
@@ -126,7 +133,7 @@ class AttentionVisualizer:
             "text_start": {"position": text_start[0], "start_phrase_found": text_start[1]},
             "images": [asdict(g) for g in trace.images],
             "tokens": token_table(trace),
-            "files": {"video": video_path.name, "trace": "trace"},
+            "files": {"video": video_path.name, "trace": "trace", **pictures},
             "timings": dict(self.timings),
             "versions": package_versions(),
             "config": self.config or _settings_dict(self),

@@ -81,3 +81,26 @@ def test_geometry_positions_and_reshape():
     row = np.arange(12, dtype=np.float32)
     assert list(g.positions) == [3, 4, 5, 6, 7, 8]
     np.testing.assert_array_equal(g.cell_weights(row), [[3, 4, 5], [6, 7, 8]])
+
+
+def test_explicit_cell_positions_skip_tokens_between_cells_and_cells_without_a_token():
+    # a 2x3 grid whose rows are followed by a newline token (positions 13 and 17) and whose last cell has no token
+    g = ImageGeometry(0, 10, 2, 3, 56, 84, cell_positions=(10, 11, 12, 14, 15, -1))
+    row = np.arange(20, dtype=np.float32)
+    np.testing.assert_array_equal(g.cell_weights(row), [[10, 11, 12], [14, 15, 0]])
+    assert list(g.positions) == [10, 11, 12, 14, 15] and g.n_tokens == 5
+    with pytest.raises(ValueError, match="2x3"):
+        ImageGeometry(0, 10, 2, 3, 56, 84, cell_positions=(10, 11))
+
+
+def test_geometry_survives_json_and_crops_its_view():
+    import json
+    from dataclasses import asdict
+
+    g = ImageGeometry(1, 4, 1, 2, 28, 56, cell_positions=(4, 6), view_box=(10, 0, 70, 30))
+    again = ImageGeometry(**json.loads(json.dumps(asdict(g))))
+    assert again == g and hash(again) == hash(g)
+    assert g.view(Image.new("RGB", (80, 30))).size == (60, 30)
+    plain = ImageGeometry(0, 0, 1, 1, 28, 28)
+    image = Image.new("RGB", (80, 30))
+    assert plain.view(image) is image

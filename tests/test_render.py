@@ -10,10 +10,11 @@ import pytest
 from PIL import Image, ImageFont
 
 from attnviz.config import RenderConfig, VideoConfig
+from attnviz.errors import AttnvizError
 from attnviz.render import FontSet, FrameRenderer, find_font, find_text_start, frame_count, render_frames
 from attnviz.render.colors import CURRENT_TOKEN_RGB, colormap_lut, normalize_weights
 from attnviz.render.fonts import font_charset
-from attnviz.render.image_panel import cell_edges, fit_size, tile_boxes
+from attnviz.render.image_panel import cell_edges, coverage, fit_size, tile_boxes
 from attnviz.render.text_panel import display_text, layout_tokens
 from attnviz.trace import ImageGeometry, Trace
 
@@ -42,16 +43,17 @@ def grey_images(n: int, size=(120, 90)) -> list[Image.Image]:
     return [Image.new("RGB", size, GREY) for _ in range(n)]
 
 
-def renderer(trace, images, width=640, height=360, **render) -> FrameRenderer:
+def renderer(trace, images, width=640, height=360, ground_truth=None, **render) -> FrameRenderer:
     cfg = RenderConfig(font_size=render.pop("font_size", 14), **render)
     start, _ = find_text_start(trace, "Based")
     video = VideoConfig(width=width, height=height)
-    return FrameRenderer(trace, LAYER, images, cfg, video, sample_id="s0", text_start=start)
+    return FrameRenderer(trace, LAYER, images, cfg, video, sample_id="s0", text_start=start, ground_truth=ground_truth)
 
 
 def tinted(colour, alpha: float) -> np.ndarray:
+    """The documented 8-bit blend: floor(image * (256 - a) / 256) + floor(tint * a / 256), a = round(256 alpha)."""
     a = int(round(alpha * 256))
-    return (np.array(GREY) * (256 - a) + np.array(colour) * a) >> 8
+    return (np.array(GREY) * (256 - a) >> 8) + (np.array(colour) * a >> 8)
 
 
 def token_pixels(r: FrameRenderer, frame: np.ndarray, token_text: str) -> np.ndarray:
@@ -79,9 +81,11 @@ def test_colormaps():
 
 
 def test_cell_edges_are_exact_and_cover_the_image():
-    assert cell_edges(3, 10).tolist() == [0, 3, 7, 10]
-    edges = cell_edges(11, 523)
-    assert edges[0] == 0 and edges[-1] == 523 and set(np.diff(edges)) <= {47, 48}
+    np.testing.assert_allclose(cell_edges(3, 10), [0, 10 / 3, 20 / 3, 10])
+    cover = coverage(3, 10)  # (10 pixels, 3 cells)
+    np.testing.assert_allclose(cover.sum(axis=1), 1.0)  # every pixel fully covered: no strip
+    np.testing.assert_allclose(cover.sum(axis=0), 10 / 3)  # every cell exactly a third of the image
+    np.testing.assert_allclose(cover[3], [1 / 3, 2 / 3, 0])  # pixel 3 straddles the first edge at 3.33
 
 
 def test_fit_keeps_aspect_and_tiles_stack_landscape_images():
@@ -158,8 +162,9 @@ def test_one_hot_image_token_tints_its_cell_max_and_others_min():
         for row in range(geom.grid_h):
             for col in range(geom.grid_w):
                 tile = r.image.tiles[image]
-                y = r.image_origin[1] + tile.y + (tile.y_edges[row] + tile.y_edges[row + 1]) // 2
-                x = r.image_origin[0] + tile.x + (tile.x_edges[col] + tile.x_edges[col + 1]) // 2
+                w, h = tile.size
+                y = r.image_origin[1] + tile.y + int((row + 0.5) * h / geom.grid_h)
+                x = r.image_origin[0] + tile.x + int((col + 0.5) * w / geom.grid_w)
                 hot = image == 1 and (row, col) == (k // 4, k % 4)
                 np.testing.assert_array_equal(frame[y, x], tinted(GREEN if hot else RED, alpha))
 
@@ -169,9 +174,10 @@ def test_two_images_of_different_grids_are_both_drawn_with_exact_edges():
     r = renderer(trace, grey_images(2, (200, 150)))
     assert len(r.image.tiles) == 2
     for tile, geom in zip(r.image.tiles, trace.images, strict=True):
-        h, w = tile.base.shape[:2]
-        assert len(tile.y_edges) == geom.grid_h + 1 and tile.y_edges[-1] == h
-        assert len(tile.x_edges) == geom.grid_w + 1 and tile.x_edges[-1] == w
+        w, h = tile.size
+        assert tile.rows.shape == (h, geom.grid_h) and tile.cols.shape == (w, geom.grid_w)
+        np.testing.assert_allclose(tile.rows.sum(axis=0), h / geom.grid_h, rtol=1e-5)  # equal, exact cells
+        np.testing.assert_allclose(tile.cols.sum(axis=0), w / geom.grid_w, rtol=1e-5)
 
 
 def test_current_token_blue_and_earlier_tokens_by_weight():
@@ -232,7 +238,7 @@ def test_full_hd_frame():
 
 
 def test_unknown_layer_is_rejected():
-    with pytest.raises(KeyError, match="layer"):
+    with pytest.raises(AttnvizError, match="layer"):
         FrameRenderer(make_trace(), 99, [], RenderConfig(), VideoConfig(), sample_id="s", text_start=0)
 
 
@@ -260,8 +266,10 @@ def test_fallback_font_draws_what_the_primary_lacks():
 
 
 def test_font_path_must_exist():
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(AttnvizError, match="font_path"):
         find_font("no/such/font.ttf", 14)
+    with pytest.raises(AttnvizError, match="cjk_font_path"):
+        find_font(None, 14, "no/such/cjk.otf")
 
 
 def test_token_taller_than_the_view_is_clipped_to_the_panel():

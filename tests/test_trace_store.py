@@ -48,7 +48,7 @@ def test_streamed_rows_reload_exactly_with_per_head_rows(tmp_path):
         np.testing.assert_array_equal(trace.row(4, t), rows[t][0] * 4)
         np.testing.assert_array_equal(trace.head_rows(4, t), heads[t][0])
         assert trace.row(1, t).shape == (P + t,) and trace.head_rows(4, t).shape == (H, P + t)
-    with pytest.raises(KeyError, match="capture.heads=all"):
+    with pytest.raises(AttnvizError, match="capture.heads=all"):
         trace.head_rows(1, 0)
 
 

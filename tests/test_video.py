@@ -97,3 +97,20 @@ def test_rendered_trace_to_mp4(tmp_path):
     )
     out = write_video(frames, tmp_path / "combined_attention_visualization_layer0.mp4", video, frame_count(trace))
     assert decode(out) == ((250, 140), 5)
+
+
+def test_encoder_preset_reaches_ffmpeg(tmp_path):
+    write_video(ramp_frames(2), tmp_path / "ok.mp4", VideoConfig(width=96, height=64, preset="veryfast"))
+    with pytest.raises(RuntimeError, match="ffmpeg"):
+        write_video(ramp_frames(2), tmp_path / "v.mp4", VideoConfig(preset="no-such-preset"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mp4"]
+
+
+def test_predecessor_preset_brings_its_colours_and_an_explicit_render_wins(compose_cfg):
+    cfg = compose_cfg("video=predecessor")
+    assert (cfg.video.width, cfg.video.height) == (2500, 1400) and cfg.video.width % 2 == cfg.video.height % 2 == 0
+    assert cfg.render.colormap == "red_green" and cfg.render.norm == "step" and cfg.render.gamma == 0.4
+    assert list(cfg.render.exclude) == [] and not cfg.render.overlay.enabled
+    assert list(compose_cfg().render.exclude) == ["bos", "vision_markers", "chat_template"]
+    cfg = compose_cfg("video=predecessor", "render=heatmap")
+    assert cfg.video.width == 2500 and cfg.render.image_mode == "heatmap"

@@ -23,17 +23,22 @@ class ModelAdapter(ABC):
 
     family: str = ""
     model_types: tuple[str, ...] = ()  # config.model_type values this adapter handles
+    text_only: bool = False  # loaded with AutoModelForCausalLM instead of AutoModelForImageTextToText
 
     def __init__(self, processor: Any, config: Any):
         self.processor = processor
         self.config = config
         self.tokenizer = getattr(processor, "tokenizer", processor)
+        # (width, height) of the images of the latest prepare_inputs call: families that crop or pad need the
+        # caller's image size to say which part of it the grid covers
+        self.image_sizes: list[tuple[int, int]] = []
 
     def build_prompt(self, question: str, n_images: int) -> str:
         return chat_prompt(self.processor, question, n_images)
 
     def prepare_inputs(self, prompt: str, images: list[Image.Image]) -> dict[str, Any]:
         """Processor output (tensors, batch of one) ready for ``model.generate``."""
+        self.image_sizes = [image.size for image in images]
         return dict(self.processor(text=[prompt], images=images or None, return_tensors="pt"))
 
     @abstractmethod

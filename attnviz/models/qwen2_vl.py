@@ -1,8 +1,9 @@
-"""Qwen2-VL (and the checkpoints fine-tuned from it, e.g. Reason-RFT).
+"""Qwen2-VL (and the checkpoints fine-tuned from it, e.g. Reason-RFT), Qwen2.5-VL and Qwen3-VL.
 
 Each image is resized to multiples of patch·merge (14·2 = 28 px); ``image_grid_thw[i] = (t, h, w)`` in patches;
 image i contributes ``t·h·w / merge²`` placeholder tokens, one contiguous run, raster order over the merged
-``(h / merge, w / merge)`` grid, images in prompt order.
+``(h / merge, w / merge)`` grid, images in prompt order. Qwen2.5-VL is laid out the same way; Qwen3-VL too, with
+16-px patches (32-px cells).
 """
 
 from __future__ import annotations
@@ -56,3 +57,17 @@ class Qwen2VLAdapter(ModelAdapter):
                 ImageGeometry(index, start, grid_h * t, grid_w, pixel_h=h * patch, pixel_w=w * patch)
             )
         return geometries
+
+
+class Qwen25VLAdapter(Qwen2VLAdapter):
+    """Qwen2.5-VL: the same placeholder layout (its vision tower restores raster order after window attention)."""
+
+    family = "Qwen2.5-VL"
+    model_types = ("qwen2_5_vl",)
+
+
+class Qwen3VLAdapter(Qwen2VLAdapter):
+    """Qwen3-VL: the same layout with 16-px patches (a merged cell is 32 px)."""
+
+    family = "Qwen3-VL"
+    model_types = ("qwen3_vl",)

@@ -1,17 +1,32 @@
-"""Pure rendering: a :class:`~attnviz.trace.Trace` in, video frames out (no model, no I/O)."""
+"""Pure rendering: a :class:`~attnviz.trace.Trace` in, video frames out (no model, no I/O).
 
-from attnviz.render.colors import colormap_lut, normalize_weights
+The colour and weight functions are shared with other front ends (e.g. an HTML viewer): ``colormap_lut``,
+``normalise``, ``sink_mask``, ``aggregate_heads``, ``parse_points``, ``segment_labels``.
+"""
+
+from attnviz.render.colors import colormap_lut, normalise, normalize_weights, scale_of
 from attnviz.render.fonts import FontSet, find_font
 from attnviz.render.frames import FrameRenderer, frame_count, render_frames
+from attnviz.render.overlays import parse_points, segment_labels
+from attnviz.render.sinks import SINK_GROUPS, excluded_share, sink_mask
 from attnviz.render.text_panel import find_text_start
+from attnviz.render.weights import aggregate_heads
 
 __all__ = [
+    "SINK_GROUPS",
     "FontSet",
     "FrameRenderer",
+    "aggregate_heads",
     "colormap_lut",
+    "excluded_share",
     "find_font",
     "find_text_start",
     "frame_count",
+    "normalise",
     "normalize_weights",
+    "parse_points",
     "render_frames",
+    "scale_of",
+    "segment_labels",
+    "sink_mask",
 ]

@@ -15,6 +15,9 @@ MUTED_RGB = (150, 155, 165)  # secondary header text
 CURRENT_TOKEN_RGB = (66, 156, 255)  # the token being written
 GRID_RGB = (255, 255, 255)  # cell grid lines, blended at GRID_ALPHA
 GRID_ALPHA = 0.35
+EXCLUDED_RGB = (105, 108, 118)  # tokens left out of the scale (sinks): visible, but clearly off the map
+TRUTH_RGB = (255, 64, 255)  # ground-truth overlay
+POINT_RGB = (66, 156, 255)  # coordinates in the generated text (the current token's blue)
 
 
 def red_green_lut(n: int = LUT_SIZE) -> np.ndarray:
@@ -40,24 +43,74 @@ def colormap_lut(name: str, n: int = LUT_SIZE) -> np.ndarray:
     return np.round(rgba[:, :3] * 255).astype(np.uint8)
 
 
-def normalize_weights(weights: np.ndarray, gamma: float) -> np.ndarray:
-    """(N,) raw attention -> (N,) float32 in 0..1: renormalise to sum 1, min-max scale, then ``w ** gamma``.
+NORM_MODES = ("step", "global", "log")
 
-    The gamma (< 1) lifts mid-range weights so more than the single top token shows colour. A constant input
-    (a single weight too) has no range and maps to 0, like the predecessor's ``(w - min) / (max - min + eps)``.
+
+def renormalise(weights: np.ndarray) -> np.ndarray:
+    """(N,) raw attention -> (N,) float64 summing to 1 (negatives and NaN dropped; all-zero stays zero)."""
+    w = np.nan_to_num(np.clip(np.asarray(weights, dtype=np.float64).ravel(), 0.0, None))
+    total = w.sum()
+    return w / total if total > 0 else w
+
+
+def normalise(
+    weights: np.ndarray,
+    mode: str = "step",
+    *,
+    gamma: float = 0.4,
+    scale: tuple[float, float] | None = None,
+    decades: float = 3.0,
+) -> np.ndarray:
+    """(N,) raw attention of the shown tokens -> (N,) float32 in 0..1, the position on the colour map.
+
+    The weights are first renormalised to sum 1 over the N tokens, then:
+
+    - ``"step"``: min-max over these N weights, then ``w ** gamma`` (gamma < 1 lifts mid-range weights so more
+      than the single top token shows colour). The predecessor's scale.
+    - ``"global"``: ``(w - lo) / (hi - lo)`` with ``scale=(lo, hi)`` fixed for the whole video (see
+      :func:`scale_of`), then ``w ** gamma``: colours compare across frames.
+    - ``"log"``: ``log10(w)`` placed on a window of ``decades`` decades below this step's maximum; gamma unused.
+
+    A constant input (a single weight too) has no range and maps to 0, like the predecessor's
+    ``(w - min) / (max - min + eps)``.
     """
-    w = np.asarray(weights, dtype=np.float64).ravel()
+    w = renormalise(weights)
     if w.size == 0:
         return np.zeros(0, dtype=np.float32)
-    w = np.nan_to_num(np.clip(w, 0.0, None))
-    total = w.sum()
-    if total > 0:
-        w = w / total
-    span = w.max() - w.min()
-    if span <= 1e-12:
+    if mode == "log":
+        top = w.max()
+        if top <= 0:
+            return np.zeros(w.shape, dtype=np.float32)
+        with np.errstate(divide="ignore"):
+            w = (np.log10(w / top) + decades) / decades
+        return np.clip(np.nan_to_num(w, neginf=0.0), 0.0, 1.0).astype(np.float32)
+    if mode == "global":
+        if scale is None:
+            raise ValueError("normalise(mode='global') needs scale=(lo, hi) from scale_of()")
+        lo, hi = scale
+    elif mode == "step":
+        lo, hi = w.min(), w.max()
+    else:
+        raise ValueError(f"unknown normalisation {mode!r}: use one of {', '.join(NORM_MODES)}")
+    if hi - lo <= 1e-12:
         return np.zeros(w.shape, dtype=np.float32)
-    w = (w - w.min()) / span
+    w = np.clip((w - lo) / (hi - lo), 0.0, 1.0)
     return (w**gamma).astype(np.float32)
+
+
+def scale_of(rows) -> tuple[float, float]:
+    """(lo, hi) over every renormalised weight of ``rows`` (an iterable of (N_t,) arrays): the global scale."""
+    lo, hi = np.inf, -np.inf
+    for row in rows:
+        w = renormalise(row)
+        if w.size:
+            lo, hi = min(lo, float(w.min())), max(hi, float(w.max()))
+    return (0.0, 0.0) if lo > hi else (lo, hi)
+
+
+def normalize_weights(weights: np.ndarray, gamma: float) -> np.ndarray:
+    """The predecessor's scale: :func:`normalise` with ``mode="step"``."""
+    return normalise(weights, "step", gamma=gamma)
 
 
 def weights_to_rgb(weights: np.ndarray, lut: np.ndarray) -> np.ndarray:

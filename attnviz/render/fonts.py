@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from attnviz.errors import AttnvizError
+
 log = logging.getLogger(__name__)
 
 MONO_FAMILIES = ("DejaVu Sans Mono", "Liberation Mono", "Noto Sans Mono", "Ubuntu Mono", "Courier New")
@@ -104,7 +106,7 @@ class FontSet:
             more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
             log.warning(
                 "font %s cannot draw %d character(s): %s%s; they will show as boxes. "
-                "Set render.font_path to a font that has them (e.g. Noto Sans CJK).",
+                "Set render.font_path or render.cjk_font_path to a font that has them (e.g. Noto Sans CJK).",
                 self.name,
                 len(missing),
                 shown,
@@ -113,15 +115,17 @@ class FontSet:
         return missing
 
 
-def find_font(path: str | None, size: int) -> FontSet:
-    """The font at ``path``, else a system monospace font, else PIL's default; plus a CJK fallback if any."""
-    return _find_font(path, int(size))
+def find_font(path: str | None, size: int, cjk_path: str | None = None) -> FontSet:
+    """The font at ``path``, else a system monospace font, else PIL's default; plus a CJK fallback: the font
+    at ``cjk_path``, else one found on the system (none if the primary draws CJK itself)."""
+    return _find_font(path, int(size), cjk_path)
 
 
 @lru_cache(maxsize=32)
-def _find_font(path: str | None, size: int) -> FontSet:
-    if path is not None and not Path(path).is_file():
-        raise FileNotFoundError(f"render.font_path does not exist: {path}")
+def _find_font(path: str | None, size: int, cjk_path: str | None = None) -> FontSet:
+    for key, value in (("font_path", path), ("cjk_font_path", cjk_path)):
+        if value is not None and not Path(value).is_file():
+            raise AttnvizError(f"render.{key}={value} does not exist; give a .ttf/.otf/.ttc file or null to search")
     primary_path = path or _system_monospace()
     if primary_path is None:
         log.warning("no monospace font found on this system; using PIL's default font")
@@ -131,7 +135,7 @@ def _find_font(path: str | None, size: int) -> FontSet:
         primary = ImageFont.truetype(primary_path, size)
         name = Path(primary_path).name
     primary_chars = font_charset(primary_path if primary_path else getattr(primary, "path", None))
-    fallback_path = None if _covers(primary_chars, CJK_PROBE) else _system_cjk()
+    fallback_path = cjk_path or (None if _covers(primary_chars, CJK_PROBE) else _system_cjk())
     fallback = ImageFont.truetype(fallback_path, size) if fallback_path else None
     if fallback_path:
         log.info("CJK fallback font: %s", fallback_path)

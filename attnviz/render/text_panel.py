@@ -193,25 +193,30 @@ class TextPanel:
         self.bottoms = np.maximum.accumulate(bottoms) if len(bottoms) else bottoms  # (N,) non-decreasing
 
     def _pack(self, pieces: list[Piece], fonts: FontSet) -> None:
-        """Concatenate every piece's non-zero glyph pixels, in token order, into flat arrays."""
+        """Concatenate every piece's non-zero glyph pixels, in token order, into flat compact arrays.
+
+        They are the text panel's only memory that grows with the answer (10 bytes a glyph pixel), so they are
+        built without wide temporaries.
+        """
         cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         ys, xs, alphas, counts = [], [], [], np.zeros(len(self.texts), dtype=np.int64)
         for p in pieces:
             if p.text not in cache:
                 mask = fonts.render_mask(p.text)  # (line_height, w) uint8
                 gy, gx = np.nonzero(mask)
-                cache[p.text] = (gy, gx, mask[gy, gx])
+                cache[p.text] = (gy.astype(np.int32), gx.astype(np.int16), mask[gy, gx])
             gy, gx, ga = cache[p.text]
-            keep = p.x + gx < self.width  # glyph overhang past the panel edge is clipped
-            ys.append(gy[keep] + p.y)
-            xs.append(gx[keep] + p.x)
+            keep = gx < self.width - p.x  # glyph overhang past the panel edge is clipped
+            ys.append(gy[keep] + np.int32(p.y))
+            xs.append(gx[keep] + np.int16(p.x))
             alphas.append(ga[keep])
             counts[p.token] += int(keep.sum())
-        cat = (lambda a, dt: np.concatenate(a).astype(dt)) if pieces else (lambda a, dt: np.zeros(0, dt))
-        self.ys, self.xs = cat(ys, np.int64), cat(xs, np.int64)  # (P,) content coordinates
-        alpha = cat(alphas, np.int64)  # (P,) glyph coverage 0..255
-        label = np.repeat(np.arange(len(self.texts), dtype=np.int64), counts)  # (P,) token of each pixel
-        self.shade = label * LEVELS + (alpha * (LEVELS - 1) + 127) // 255  # (P,) row of the shade table
+        cat = (lambda a, dt: np.concatenate(a).astype(dt, copy=False)) if pieces else (lambda a, dt: np.zeros(0, dt))
+        self.ys, self.xs = cat(ys, np.int32), cat(xs, np.int16)  # (P,) content coordinates
+        ys.clear(), xs.clear()
+        label = np.repeat(np.arange(len(self.texts), dtype=np.int32), counts)  # (P,) token of each pixel
+        level = (cat(alphas, np.uint8).astype(np.int32) * (LEVELS - 1) + 127) // 255  # (P,) coverage level
+        self.shade = label * LEVELS + level  # (P,) int32 row of the shade table
         self.ptr = np.concatenate([[0], np.cumsum(counts)])  # (N + 1,) token i owns ptr[i]:ptr[i+1]
 
     def scroll_for(self, current: int) -> int:
@@ -235,14 +240,14 @@ class TextPanel:
             raise ValueError("frame must be C-contiguous")  # the flat pixel view below must not be a copy
         scroll = self.scroll_for(current)
         first = min(int(np.searchsorted(self.bottoms, scroll, side="right")), current)  # first visible token
-        table = _shade_table(colors)  # (shown * LEVELS,) pixel of each token at each coverage level
+        table = _shade_table(colors[first:])  # ((shown - first) * LEVELS,) visible tokens at each coverage level
         pixels = frame.reshape(-1, 3).view(PIXEL).ravel()  # (H * W,) one 3-byte item per pixel
         x0, y0 = origin
         lo, mid, hi = self.ptr[first], self.ptr[first + 1], self.ptr[current + 1]
         head = lo + np.flatnonzero(self.ys[lo:mid] >= scroll)  # only the first token can start above the view
         for idx in (head, slice(mid, hi)):
-            flat = (self.ys[idx] + (y0 - scroll)) * frame.shape[1] + (self.xs[idx] + x0)
-            pixels[flat] = table[self.shade[idx]]
+            flat = (self.ys[idx] + (y0 - scroll)) * frame.shape[1] + self.xs[idx] + x0  # int32 + int16: int32
+            pixels[flat] = table[self.shade[idx] - first * LEVELS]
         if mark_current:
             view = frame[y0 : y0 + self.height, x0 : x0 + self.width]
             self._underline(view, current, scroll)

@@ -1,0 +1,50 @@
+"""What people look at besides the video: ``viewer.html`` (interactive, offline), ``poster.png`` and
+``attention_share.png``. All three are written from a trace alone, so ``render_only`` rewrites them too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from attnviz.trace import Trace
+from attnviz.viewer.page import VIEWER_NAME, render_page, write_page
+from attnviz.viewer.payload import build_payload, settings_from_render
+from attnviz.viewer.poster import POSTER_NAME, SHARE_NAME, write_poster, write_share_plot
+
+__all__ = [
+    "POSTER_NAME",
+    "SHARE_NAME",
+    "VIEWER_NAME",
+    "build_payload",
+    "render_page",
+    "settings_from_render",
+    "write_page",
+    "write_pictures",
+    "write_poster",
+    "write_share_plot",
+]
+
+
+def write_pictures(
+    trace: Trace,
+    layer: int,
+    images: list[Image.Image],
+    render_cfg: Any,
+    run_dir: Path,
+    *,
+    sample_id: str,
+    text_start: int,
+) -> dict[str, str]:
+    """Write the viewer page, the poster and the share plot into ``run_dir``; returns metadata "files" entries."""
+    run_dir = Path(run_dir)
+    title = f"attnviz · sample {sample_id} · layer {layer}"
+    payload = build_payload(
+        trace, images, settings_from_render(render_cfg, layer), sample_id=sample_id, text_start=text_start, title=title
+    )
+    viewer = write_page(payload, run_dir)
+    poster = write_poster(trace, layer, images, render_cfg, run_dir / POSTER_NAME, sample_id=sample_id,
+                          text_start=text_start)
+    share = write_share_plot(trace, layer, run_dir / SHARE_NAME)
+    return {"viewer": viewer.name, "poster": poster.name, "attention_share": share.name}

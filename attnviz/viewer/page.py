@@ -1,0 +1,66 @@
+"""Write ``viewer.html``: one self-contained file (styles, script and data inline) that opens from disk offline.
+
+Safety: token text reaches the page only as JSON inside a ``<script type="application/json">`` block with ``<``,
+``>`` and ``&`` escaped, and the script puts it into the DOM with ``textContent`` only. A Content-Security-Policy
+allows exactly the page's own script and style (by hash) and ``data:`` images, and no connection at all, so even
+a token that looked like markup could neither run code nor reach the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from attnviz.trace import atomic_write
+
+VIEWER_NAME = "viewer.html"
+SCRIPT_FILES = ("viewer_core.js", "viewer_ui.js")
+
+
+def _asset(name: str) -> str:
+    return resources.files("attnviz.viewer").joinpath(name).read_text(encoding="utf-8")
+
+
+def json_for_html(payload: dict[str, Any]) -> str:
+    """JSON that cannot close its ``<script>`` block or open markup, whatever the strings hold."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def render_page(payload: dict[str, Any]) -> str:
+    """The page's full HTML text for ``payload`` (see :func:`attnviz.viewer.payload.build_payload`)."""
+    style = _asset("viewer.css")
+    script = "\n".join(_asset(name) for name in SCRIPT_FILES)
+    csp = (
+        f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    parts = {
+        "{{CSP}}": html.escape(csp, quote=True),
+        "{{TITLE}}": html.escape(payload.get("title") or "attnviz viewer"),
+        "{{STYLE}}": style,
+        "{{SCRIPT}}": script,
+    }
+    page = _asset("viewer.html")
+    for marker, value in parts.items():
+        page = page.replace(marker, value)
+    # the data goes in last, so no marker-looking text inside it is ever substituted
+    head, tail = page.split("{{DATA}}")
+    return head + json_for_html(payload) + tail
+
+
+def write_page(payload: dict[str, Any], run_dir: Path) -> Path:
+    """Write ``run_dir/viewer.html`` (temp name, then rename)."""
+    path = Path(run_dir) / VIEWER_NAME
+    text = render_page(payload)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return path

@@ -1,0 +1,156 @@
+"""The data a viewer page carries inline: tokens, images, quantised rows, colour tables and the starting settings.
+
+Rows are stored as float16 (little endian, base64) and *triangular*: step ``t`` keeps its ``prompt_len + t``
+valid keys only (``trace.row(layer, t)``), concatenated, so step ``t`` starts at ``t * prompt_len + t * (t - 1) / 2``.
+One layer costs ``2 * (T * prompt_len + T * (T - 1) / 2)`` bytes, 4/3 of that in base64: 8.3 kB for the demo
+(131-token prompt, 22 steps; its whole page with 4 layers and the image is 121 kB), 1.4 MB for a 300-token
+prompt and a 768-token answer. Layers beyond ``max_row_bytes`` are left out (the page and the log say which);
+the video's layer is always kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from attnviz.render.colors import CURRENT_TOKEN_RGB, colormap_lut
+from attnviz.trace import Trace
+from attnviz.viewer.analysis import answer_segments, sink_flags
+
+log = logging.getLogger(__name__)
+
+PAGE_COLORMAPS = ("red_green", "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "coolwarm", "gray")
+NORMALIZATIONS = ("step", "global", "log")
+MAX_ROW_BYTES = 48 * 2**20  # all embedded layers together, before base64
+MAX_IMAGE_SIDE = 640  # images are embedded at most this large (they are shown at about this size)
+JPEG_ABOVE_BYTES = 200_000  # a PNG larger than this is embedded as JPEG instead
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """What the page shows first; every one of these can be switched in the page."""
+
+    layer: int
+    colormap: str = "red_green"
+    normalization: str = "step"  # step | global | log
+    gamma: float = 0.4
+    exclude: tuple[str, ...] = ()  # sink categories left out of the scale: "special", "first", "system"
+    tint_alpha: float = 0.45
+    grid_lines: bool = True
+
+
+def settings_from_render(render_cfg: Any, layer: int) -> PageSettings:
+    """The page's first settings from the run's render config (keys it lacks keep the defaults)."""
+    defaults = PageSettings(layer=layer)
+    exclude = getattr(render_cfg, "exclude", None) or ()
+    return PageSettings(
+        layer=layer,
+        colormap=str(getattr(render_cfg, "colormap", defaults.colormap)),
+        normalization=str(getattr(render_cfg, "normalization", defaults.normalization)),
+        gamma=float(getattr(render_cfg, "gamma", defaults.gamma)),
+        exclude=tuple(str(e) for e in exclude),
+        tint_alpha=float(getattr(render_cfg, "tint_alpha", defaults.tint_alpha)),
+        grid_lines=bool(getattr(render_cfg, "grid_lines", defaults.grid_lines)),
+    )
+
+
+def encode_rows(trace: Trace, layer: int) -> bytes:
+    """A layer's rows as triangular little-endian float16 bytes (see the module doc)."""
+    rows = [trace.row(layer, t) for t in range(trace.n_steps)]  # each (prompt_len + t,)
+    flat = np.concatenate(rows) if rows else np.zeros(0, np.float32)
+    return flat.astype("<f2").tobytes()
+
+
+def decode_rows(data: bytes, prompt_len: int, n_steps: int) -> list[np.ndarray]:
+    """Inverse of :func:`encode_rows` (the page does the same in JavaScript); for tests and tools."""
+    flat = np.frombuffer(data, dtype="<f2").astype(np.float32)
+    starts = [t * prompt_len + t * (t - 1) // 2 for t in range(n_steps + 1)]
+    return [flat[starts[t] : starts[t + 1]] for t in range(n_steps)]
+
+
+def pick_layers(trace: Trace, first: int, max_bytes: int) -> tuple[list[int], list[int]]:
+    """(layers embedded, layers left out): ``first`` always, then the others in order while they fit."""
+    per_layer = 2 * (trace.n_steps * trace.prompt_len + trace.n_steps * (trace.n_steps - 1) // 2)
+    kept, left_out = [first], []
+    for layer in trace.layers:
+        if layer == first:
+            continue
+        (kept if per_layer * (len(kept) + 1) <= max_bytes else left_out).append(layer)
+    if left_out:
+        log.warning("viewer: layers %s left out of the page (over %d MB of rows)", left_out, max_bytes // 2**20)
+    return kept, left_out
+
+
+def image_data_uri(image: Image.Image, size: tuple[int, int]) -> str:
+    """The image as the model saw it (``size`` = (w, h)), at most MAX_IMAGE_SIDE, as a data: URI."""
+    scale = min(1.0, MAX_IMAGE_SIDE / max(size))
+    shown = image.convert("RGB").resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
+    buf = io.BytesIO()
+    shown.save(buf, format="PNG", optimize=True)
+    mime = "image/png"
+    if buf.tell() > JPEG_ABOVE_BYTES:
+        buf = io.BytesIO()
+        shown.save(buf, format="JPEG", quality=90)
+        mime = "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def lut_base64(name: str) -> str:
+    return base64.b64encode(colormap_lut(name).tobytes()).decode("ascii")  # (256, 3) uint8
+
+
+def build_payload(
+    trace: Trace,
+    images: list[Image.Image],
+    settings: PageSettings,
+    *,
+    sample_id: str,
+    text_start: int,
+    title: str = "",
+    max_row_bytes: int = MAX_ROW_BYTES,
+) -> dict[str, Any]:
+    """Everything the page needs, JSON-ready."""
+    layers, left_out = pick_layers(trace, settings.layer, max_row_bytes)
+    colormaps = list(dict.fromkeys([settings.colormap, *PAGE_COLORMAPS]))
+    return {
+        "format": 1,
+        "title": title,
+        "sample_id": sample_id,
+        "prompt_len": trace.prompt_len,
+        "n_steps": trace.n_steps,
+        "text_start": text_start,
+        "texts": trace.token_texts,
+        "kinds": "".join(kind[0] for kind in trace.token_kinds),  # t(ext) / i(mage) / s(pecial)
+        "sinks": base64.b64encode(sink_flags(trace).tobytes()).decode("ascii"),
+        "segments": [{"name": s.name, "first": s.first, "last": s.last} for s in answer_segments(trace)],
+        "images": [
+            {**_geometry(g), "src": image_data_uri(images[g.index], (g.pixel_w, g.pixel_h))}
+            for g in trace.images
+            if g.index < len(images)
+        ],
+        "layers": [{"layer": layer, "rows": base64.b64encode(encode_rows(trace, layer)).decode("ascii")}
+                   for layer in layers],
+        "left_out_layers": left_out,
+        "colormaps": {name: lut_base64(name) for name in colormaps},
+        "current_rgb": list(CURRENT_TOKEN_RGB),
+        "settings": {
+            "layer": settings.layer,
+            "colormap": settings.colormap,
+            "normalization": settings.normalization if settings.normalization in NORMALIZATIONS else "step",
+            "gamma": settings.gamma,
+            "exclude": list(settings.exclude),
+            "tint_alpha": settings.tint_alpha,
+            "grid_lines": settings.grid_lines,
+        },
+    }
+
+
+def _geometry(g) -> dict[str, int]:
+    return {"index": g.index, "token_start": g.token_start, "grid_h": g.grid_h, "grid_w": g.grid_w,
+            "pixel_h": g.pixel_h, "pixel_w": g.pixel_w}

@@ -1,0 +1,251 @@
+// attnviz viewer, part 2: the page. Token text only ever enters the DOM through textContent.
+(() => {
+  const core = attnvizCore;
+  const D = JSON.parse(document.getElementById("attnviz-data").textContent);
+  const $ = (id) => document.getElementById(id);
+  const SINK_BITS = { special: 1, first: 2, system: 4 };
+  const KIND_NAMES = { t: "text", i: "image", s: "special" };
+  const MIN_SIDE = 448;  // an image's longer side is drawn at least this many pixels
+  const P = D.prompt_len, T = D.n_steps, kinds = D.kinds;
+  const sinks = core.bytesFromBase64(D.sinks);
+  const luts = Object.fromEntries(Object.entries(D.colormaps).map(([k, v]) => [k, core.bytesFromBase64(v)]));
+  const decoded = new Map();  // layer -> rows, decoded on first use
+  const segmentOf = new Array(T).fill(null);
+  D.segments.forEach((s) => { for (let t = s.first; t <= s.last; t++) segmentOf[t] = s.name; });
+  const imagePositionsAll = D.images.flatMap(
+    (g) => Array.from({ length: g.grid_h * g.grid_w }, (_, k) => g.token_start + k));
+  const S = D.settings;
+  const state = { step: 0, layer: S.layer, colormap: S.colormap, normalization: S.normalization, gamma: S.gamma,
+    exclude: new Set(S.exclude), wholePrompt: false, timer: null };
+  const spans = new Map();  // position -> token span
+  const views = [];  // one per image: {geo, canvas, ctx, img, loaded}
+  let globalCache = { key: null };
+
+  function rows() {
+    if (!decoded.has(state.layer)) {
+      const entry = D.layers.find((l) => l.layer === state.layer);
+      decoded.set(state.layer, core.decodeRows(entry.rows, P, T));
+    }
+    return decoded.get(state.layer);
+  }
+  function excludeMask() { let m = 0; for (const name of state.exclude) m |= SINK_BITS[name] || 0; return m; }
+  function panelStart() { return state.wholePrompt ? 0 : Math.min(D.text_start, P); }
+  function textPositions(t) {  // what the text scale covers at step t: shown, already written, not left out
+    const out = [], mask = excludeMask();
+    for (let p = panelStart(); p < P + t; p++) if (kinds[p] !== "i" && !(sinks[p] & mask)) out.push(p);
+    return out;
+  }
+  function imagePositions() { const mask = excludeMask(); return imagePositionsAll.filter((p) => !(sinks[p] & mask)); }
+  function globalRangeFor(which) {
+    const key = [state.layer, excludeMask(), state.wholePrompt].join();
+    if (globalCache.key !== key) {
+      const img = imagePositions();
+      globalCache = { key, text: core.globalRange(rows(), textPositions), image: core.globalRange(rows(), () => img) };
+    }
+    return globalCache[which];
+  }
+  function scaled(row, positions, which) {  // position -> colour-scale value in 0..1
+    const range = state.normalization === "global" ? globalRangeFor(which) : null;
+    const values = core.normalize(Array.from(positions, (p) => row[p]), state.normalization, state.gamma, range);
+    return new Map(positions.map((p, i) => [p, values[i]]));
+  }
+  const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
+
+  function buildText() {
+    const box = $("text"), frag = document.createDocumentFragment();
+    for (let p = 0; p < D.texts.length; p++) {
+      const image = D.images.find((g) => g.token_start === p);
+      if (image) {
+        const ref = document.createElement("span");
+        ref.className = "img-ref"; ref.dataset.from = p;
+        ref.textContent = `[image ${image.index + 1}: ${image.grid_w}×${image.grid_h} cells]`;
+        frag.append(ref);
+      }
+      if (kinds[p] === "i") continue;
+      const span = document.createElement("span"), shown = core.displayText(D.texts[p]);
+      span.className = `tok k-${KIND_NAMES[kinds[p]]}`;
+      span.dataset.pos = p;
+      span.textContent = shown;
+      if (!shown.trim()) span.classList.add(shown.includes("\n") ? "nl" : "ws");
+      if (p >= P && segmentOf[p - P]) span.classList.add(`seg-${segmentOf[p - P]}`);
+      spans.set(p, span); frag.append(span);
+    }
+    box.append(frag);
+    box.addEventListener("mousemove", (e) => {
+      const span = e.target.closest(".tok");
+      if (span) showTip(tokenTip(Number(span.dataset.pos)), e); else hideTip();
+    });
+    box.addEventListener("mouseleave", hideTip);
+  }
+
+  function buildImages() {
+    return Promise.all(D.images.map((geo) => {
+      const fig = document.createElement("figure"), cap = document.createElement("figcaption");
+      cap.textContent = `image ${geo.index + 1} · ${geo.grid_w}×${geo.grid_h} cells · ${geo.pixel_w}×${geo.pixel_h} px`;
+      const canvas = document.createElement("canvas");
+      canvas.dataset.image = geo.index;
+      const view = { geo, canvas, ctx: canvas.getContext("2d"), img: new Image(), loaded: false };
+      fig.append(cap, canvas); $("images").append(fig); views.push(view);
+      canvas.addEventListener("mousemove", (e) => showTip(cellTip(view, e), e));
+      canvas.addEventListener("mouseleave", hideTip);
+      view.img.src = geo.src;
+      return view.img.decode().then(() => {
+        // small images are drawn larger (whole multiples, so cell edges stay sharp)
+        const k = Math.max(1, Math.ceil(MIN_SIDE / Math.max(view.img.naturalWidth, view.img.naturalHeight)));
+        canvas.width = k * view.img.naturalWidth; canvas.height = k * view.img.naturalHeight; view.loaded = true;
+      });
+    }));
+  }
+
+  function edges(n, length) { return Array.from({ length: n + 1 }, (_, i) => Math.round((i * length) / n)); }
+
+  function drawImages(row, lut) {
+    const scale = scaled(row, imagePositions(), "image");
+    for (const { geo, canvas, ctx, img, loaded } of views) {
+      if (!loaded) continue;
+      ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+      const xs = edges(geo.grid_w, canvas.width), ys = edges(geo.grid_h, canvas.height);
+      for (let r = 0; r < geo.grid_h; r++) {
+        for (let c = 0; c < geo.grid_w; c++) {
+          const v = scale.get(geo.token_start + r * geo.grid_w + c);
+          if (v === undefined) continue;  // left out of the scale: no tint
+          const [R, G, B] = core.colorOf(lut, v);
+          ctx.fillStyle = `rgba(${R},${G},${B},${D.settings.tint_alpha})`;
+          ctx.fillRect(xs[c], ys[r], xs[c + 1] - xs[c], ys[r + 1] - ys[r]);
+        }
+      }
+      if (D.settings.grid_lines) drawGrid(ctx, xs, ys, canvas);
+    }
+  }
+
+  function drawGrid(ctx, xs, ys, canvas) {
+    ctx.strokeStyle = "rgba(255,255,255,0.35)"; ctx.lineWidth = 1; ctx.beginPath();
+    for (const x of xs.slice(1, -1)) { ctx.moveTo(x + 0.5, 0); ctx.lineTo(x + 0.5, canvas.height); }
+    for (const y of ys.slice(1, -1)) { ctx.moveTo(0, y + 0.5); ctx.lineTo(canvas.width, y + 0.5); }
+    ctx.stroke();
+  }
+
+  function weightLines(p) {
+    const cur = P + state.step;
+    if (p === cur) return ["being written at this step (not a key of its own row)"];
+    if (p > cur) return ["written at a later step (not a key yet)"];
+    const row = rows()[state.step], total = row.reduce((a, v) => a + (v > 0 ? v : 0), 0);
+    const lines = [`weight ${row[p].toPrecision(4)} (${((100 * row[p]) / (total || 1)).toPrecision(3)}% of the row)`];
+    lines.push(sinks[p] & excludeMask() ? "left out of the colour scale" : "");
+    return lines.filter(Boolean);
+  }
+
+  function tokenTip(p) {
+    const seg = p >= P ? segmentOf[p - P] : null;
+    return [`token ${core.quoted(D.texts[p])}`,
+      `kind ${KIND_NAMES[kinds[p]]} · position ${p}${p >= P ? ` · step ${p - P + 1}` : " · prompt"}`,
+      ...weightLines(p), seg ? `inside <${seg}>` : ""].filter(Boolean);
+  }
+
+  function cellTip(view, e) {
+    const { geo, canvas } = view, box = canvas.getBoundingClientRect();
+    const c = Math.min(geo.grid_w - 1, Math.floor(((e.clientX - box.left) / box.width) * geo.grid_w));
+    const r = Math.min(geo.grid_h - 1, Math.floor(((e.clientY - box.top) / box.height) * geo.grid_h));
+    const p = geo.token_start + r * geo.grid_w + c;
+    return [`image ${geo.index + 1} · cell row ${r}, column ${c} · position ${p}`, ...weightLines(p)];
+  }
+
+  function showTip(lines, e) {
+    const tip = $("tip");
+    tip.textContent = lines.join("\n"); tip.hidden = false;
+    tip.style.left = `${Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 4)}px`;
+    tip.style.top = `${Math.min(e.clientY + 14, window.innerHeight - tip.offsetHeight - 4)}px`;
+  }
+  function hideTip() { $("tip").hidden = true; }
+
+  function render() {
+    const t = state.step, row = rows()[t], cur = P + t, lut = luts[state.colormap], mask = excludeMask();
+    const textScale = scaled(row, textPositions(t), "text"), start = panelStart();
+    for (const [p, span] of spans) {
+      span.hidden = p < start;
+      span.classList.toggle("current", p === cur);
+      span.classList.toggle("future", p > cur);
+      span.classList.toggle("excluded", p < cur && Boolean(sinks[p] & mask));
+      span.style.color = textScale.has(p) ? rgb(core.colorOf(lut, textScale.get(p))) : "";
+    }
+    document.querySelectorAll(".img-ref").forEach((el) => { el.hidden = Number(el.dataset.from) < start; });
+    drawImages(row, lut);
+    renderHeader(t, row, mask, lut);
+    $("slider").value = String(t);
+    keepInView(spans.get(cur));
+  }
+
+  function keepInView(span) {  // scroll the text panel (only it) so the current token stays visible
+    const box = $("text");
+    if (!span || span.offsetParent !== box) return;
+    const top = span.offsetTop, bottom = top + span.offsetHeight;
+    if (top < box.scrollTop || bottom > box.scrollTop + box.clientHeight) box.scrollTop = top - box.clientHeight / 2;
+  }
+
+  function renderHeader(t, row, mask, lut) {
+    $("step-label").textContent = `${t + 1}/${T}`;
+    $("current-token").textContent = core.quoted(D.texts[P + t]);
+    const seg = segmentOf[t], label = $("segment-label");
+    label.textContent = seg ? `<${seg}>` : ""; label.className = `segment-label ${seg || ""}`;
+    const s = core.shares(row, kinds), pct = (v) => `${(100 * v).toFixed(1)}%`;
+    $("shares").textContent =
+      `share of this row: image ${pct(s.image)} · text ${pct(s.text)} · special ${pct(s.special)}`;
+    $("excluded").textContent =
+      mask ? `left out of the scale: ${pct(core.maskedShare(row, sinks, mask))} of the row` : "";
+    const stops = Array.from({ length: 9 }, (_, i) => rgb(core.colorOf(lut, i / 8)));
+    $("legend-bar").style.background = `linear-gradient(to right, ${stops.join(",")})`;
+  }
+
+  function setStep(t) { state.step = Math.max(0, Math.min(T - 1, t)); render(); }
+  function stop() { clearInterval(state.timer); state.timer = null; $("play").textContent = "▶ play"; }
+  function play() {
+    if (state.step >= T - 1) state.step = 0;
+    $("play").textContent = "❚❚ pause";
+    state.timer = setInterval(() => (state.step >= T - 1 ? stop() : setStep(state.step + 1)), 250);
+  }
+
+  function buildControls() {
+    $("title").textContent = D.title || `sample ${D.sample_id}`;
+    const slider = $("slider"); slider.max = String(T - 1);
+    slider.addEventListener("input", () => { state.step = Number(slider.value); render(); });
+    $("play").addEventListener("click", () => (state.timer ? stop() : play()));
+    const layers = D.layers.map((l) => [l.layer, `layer ${l.layer}`]);
+    fillSelect($("layer"), layers, state.layer, (v) => { state.layer = Number(v); });
+    $("layer-box").hidden = D.layers.length < 2;
+    fillSelect($("colormap"), Object.keys(luts).map((k) => [k, k]), state.colormap, (v) => { state.colormap = v; });
+    const norm = $("normalization"), gamma = $("gamma");
+    norm.value = state.normalization; gamma.value = String(state.gamma); gamma.disabled = state.normalization === "log";
+    norm.addEventListener("change", () => {
+      state.normalization = norm.value; gamma.disabled = norm.value === "log"; render();
+    });
+    gamma.addEventListener("input", () => {
+      if (Number(gamma.value) > 0) { state.gamma = Number(gamma.value); render(); }
+    });
+    document.querySelectorAll(".exclude input").forEach((box) => {
+      box.checked = state.exclude.has(box.value);
+      box.addEventListener("change", () => { state.exclude[box.checked ? "add" : "delete"](box.value); render(); });
+    });
+    $("whole-prompt").addEventListener("change", (e) => { state.wholePrompt = e.target.checked; render(); });
+    D.segments.forEach((s) => {
+      const bar = document.createElement("span");
+      bar.className = s.name; bar.title = `<${s.name}>`;
+      bar.style.left = `${(100 * s.first) / T}%`; bar.style.width = `${(100 * (s.last - s.first + 1)) / T}%`;
+      $("segment-bar").append(bar);
+    });
+    const left = D.left_out_layers;
+    $("left-out").textContent = left.length ? `layers not in this page (size): ${left.join(", ")}` : "";
+  }
+
+  function fillSelect(select, options, value, onChange) {
+    for (const [v, text] of options) {
+      const opt = document.createElement("option"); opt.value = String(v); opt.textContent = text; select.append(opt);
+    }
+    select.value = String(value);
+    select.addEventListener("change", () => { onChange(select.value); render(); });
+  }
+
+  buildControls();
+  buildText();
+  window.attnviz = { core, data: D, state, render, rows, setStep };
+  buildImages().then(() => { render(); document.body.dataset.ready = "1"; });
+})();

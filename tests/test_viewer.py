@@ -1,0 +1,150 @@
+"""Viewer page, poster and share plot without a browser: data encoding, escaping, segments, key frames, files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import logging
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from attnviz.config import RenderConfig
+from attnviz.trace import Trace
+from attnviz.viewer import POSTER_NAME, SHARE_NAME, VIEWER_NAME, build_payload, render_page, write_pictures
+from attnviz.viewer.analysis import (
+    SINK_FIRST,
+    SINK_SPECIAL,
+    SINK_SYSTEM,
+    answer_segments,
+    attention_shares,
+    first_answer_step,
+    key_frames,
+    sink_flags,
+)
+from attnviz.viewer.payload import PageSettings, decode_rows, encode_rows, pick_layers
+from tests.viewer_fixture import ANSWER, IMG_TOKEN, PEAK_STEP, SCRIPT_TOKEN, make_images, make_trace, text_start
+
+
+def _payload(trace: Trace, **kwargs) -> dict:
+    settings = PageSettings(layer=trace.layers[-1])
+    return build_payload(trace, make_images(trace), settings, sample_id="s<1>", text_start=text_start(trace),
+                         title="sample s<1>", **kwargs)
+
+
+def _data_block(page: str) -> str:
+    match = re.search(r'<script type="application/json" id="attnviz-data">(.*?)</script>', page, re.S)
+    assert match, "no data block"
+    return match.group(1)
+
+
+def test_rows_round_trip_as_triangular_float16():
+    trace = make_trace()
+    for layer in trace.layers:
+        rows = decode_rows(encode_rows(trace, layer), trace.prompt_len, trace.n_steps)
+        assert len(rows) == trace.n_steps
+        for t, row in enumerate(rows):
+            expected = trace.row(layer, t).astype(np.float16).astype(np.float32)
+            np.testing.assert_array_equal(row, expected)
+
+
+def test_layers_over_the_size_budget_are_left_out_and_logged(caplog):
+    trace = make_trace(layers=(0, 1, 2))
+    one_layer = len(encode_rows(trace, 0))
+    with caplog.at_level(logging.WARNING):
+        kept, left_out = pick_layers(trace, first=2, max_bytes=2 * one_layer)
+    assert kept == [2, 0] and left_out == [1]
+    assert "[1]" in caplog.text
+    payload = _payload(trace, max_row_bytes=one_layer)
+    assert [entry["layer"] for entry in payload["layers"]] == [2] and payload["left_out_layers"] == [0, 1]
+
+
+def test_page_escapes_token_text_and_round_trips_the_data():
+    trace = make_trace()
+    payload = _payload(trace)
+    page = render_page(payload)
+    assert SCRIPT_TOKEN not in page and IMG_TOKEN not in page
+    assert "<img" not in page and "</script>" not in _data_block(page)
+    assert page.count("<script") == 2  # the data block and the page's own script, nothing from the data
+    assert "<title>sample s&lt;1&gt;</title>" in page
+    assert json.loads(_data_block(page)) == payload
+    assert json.loads(_data_block(page))["texts"] == trace.token_texts
+
+
+def test_content_security_policy_names_exactly_the_inline_script_and_style():
+    page = render_page(_payload(make_trace()))
+    csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1))
+    assert "default-src 'none'" in csp and "connect-src" not in csp  # connections fall back to 'none'
+    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    style = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    for text, directive in ((script, "script-src"), (style, "style-src")):
+        digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+        assert f"{directive} 'sha256-{digest}'" in csp
+
+
+def test_segments_follow_the_tags_even_when_a_tag_is_split():
+    trace = make_trace()
+    segments = answer_segments(trace)
+    assert [(s.name, s.first, s.last) for s in segments] == [
+        ("think", ANSWER.index("<think>"), ANSWER.index("</think>")),
+        ("answer", ANSWER.index("<answer>"), ANSWER.index("</answer>")),
+    ]
+    split = Trace(token_ids=[0] * 6, token_texts=["q", "<th", "ink>x</thi", "nk><ans", "wer>(1", ",2"],
+                  token_kinds=["text"] * 6, prompt_len=1)
+    assert [(s.name, s.first, s.last) for s in answer_segments(split)] == [("think", 0, 2), ("answer", 2, 4)]
+
+
+def test_key_frames_are_first_answer_token_peak_and_last_token():
+    trace = make_trace()
+    layer = trace.layers[-1]
+    assert first_answer_step(trace) == ANSWER.index("<answer>") + 1
+    shares = attention_shares(trace, layer)
+    frames = dict(key_frames(trace, layer))
+    assert frames[first_answer_step(trace)] == "first answer token"
+    assert "most image attention" in frames[int(np.argmax(shares[:, 0]))]
+    assert int(np.argmax(shares[:, 0])) == PEAK_STEP  # the planted peak wins
+    assert "last token" in frames[ANSWER.index("<|im_end|>") - 1]  # the end-of-turn marker is skipped
+
+
+def test_shares_split_each_row_by_token_kind():
+    trace = make_trace()
+    shares = attention_shares(trace, 1)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-6)
+    kinds = np.array(trace.token_kinds)
+    for t in (0, PEAK_STEP, trace.n_steps - 1):
+        row = trace.row(1, t).astype(np.float64)
+        for k, kind in enumerate(("image", "text", "special")):
+            assert shares[t, k] == pytest.approx(row[kinds[: len(row)] == kind].sum() / row.sum())
+
+
+def test_sink_flags_mark_special_tokens_position_zero_and_the_system_turn():
+    trace = make_trace()
+    flags = sink_flags(trace)
+    special = np.array(trace.token_kinds) == "special"
+    np.testing.assert_array_equal(flags & SINK_SPECIAL > 0, special)
+    assert flags[0] & SINK_FIRST and not (flags[1:] & SINK_FIRST).any()
+    system_end = trace.token_texts.index("<|im_end|>") + 1  # the system turn ends with the first <|im_end|>
+    np.testing.assert_array_equal(np.flatnonzero(flags & SINK_SYSTEM), np.arange(system_end))
+
+
+def _non_blank(path) -> np.ndarray:
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 10 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+    return pixels
+
+
+def test_write_pictures_writes_page_poster_and_share_plot(tmp_path):
+    trace = make_trace()
+    files = write_pictures(trace, 3, make_images(trace), RenderConfig(), tmp_path, sample_id="s1",
+                           text_start=text_start(trace))
+    assert files == {"viewer": VIEWER_NAME, "poster": POSTER_NAME, "attention_share": SHARE_NAME}
+    poster = _non_blank(tmp_path / POSTER_NAME)
+    assert poster.shape[0] > 600 and poster.shape[1] > 800  # three key frames, text column and two images
+    _non_blank(tmp_path / SHARE_NAME)
+    payload = json.loads(_data_block((tmp_path / VIEWER_NAME).read_text(encoding="utf-8")))
+    assert payload["settings"]["layer"] == 3 and payload["settings"]["colormap"] == "red_green"
+    assert not list(tmp_path.glob(".*.tmp"))  # written via temp name + rename
