@@ -1,7 +1,7 @@
 """Capture cost side by side: plain SDPA generation vs eager output_attentions vs attnviz (1 layer, all) vs replay.
 
     python benchmarks/capture.py                 # CPU, bench model: Qwen2-VL shape, random weights, fp32
-    python benchmarks/capture.py --device cuda --shape 7b --new-tokens 1024 --replay-tokens 1024
+    python benchmarks/capture.py --device cuda --shape 7b --new-tokens 1024 --replay-tokens 256
 
 Each mode runs in its own process (fresh allocator, its own peak memory), started once; the driver then runs the
 modes round-robin so that load from other work falls on all alike. The first round is a warm-up whose peak memory

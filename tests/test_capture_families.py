@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
 from attnviz.capture import RowRecorder, recording, register_capture
+from attnviz.models.loading import load_model
 from tests.capture_reference import eager_attentions, generate_captured, max_row_error, plain_generate, with_answer
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "text"]
@@ -18,13 +19,11 @@ NEW_TOKENS = 5
 
 
 def _load(folder, family: str, config=None):
-    capture = register_capture("sdpa")
-    if family == "text":
-        kwargs = {"config": config} if config is not None else {}
-        model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation=capture, **kwargs)
-    else:
-        attn = {"text_config": capture, "vision_config": "sdpa"}
-        model = AutoModelForImageTextToText.from_pretrained(folder, attn_implementation=attn)
+    """attnviz's own loader (capture selected for the language model only); a custom config for the text twin."""
+    if config is None:
+        loaded = load_model(str(folder), device="cpu", dtype="float32")
+        return loaded.model, loaded.processor
+    model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation=register_capture("sdpa"), config=config)
     return model.eval(), AutoProcessor.from_pretrained(folder)
 
 
