@@ -74,6 +74,7 @@ def make_visualizer(cfg: DictConfig, run_dir: Path) -> AttentionVisualizer:
         prompt_template=cfg.dataset.prompt_template,
         output_dir=run_dir,
         config=OmegaConf.to_container(cfg, resolve=True),
+        mode=cfg.mode,
     )
 
 

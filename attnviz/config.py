@@ -58,6 +58,8 @@ class CaptureConfig:
     # null for just layer_idx. The video's layer is always captured as well.
     layers: Any = None
     dtype: str = "float16"  # storage of the rows on disk: float16 | float32 (computed in float32 either way)
+    heads: str = "mean"  # mean: head-averaged rows | all: per-head rows as well, for every captured layer
+    replay_key: Optional[str] = None  # mode=replay: sample field holding the answer (None: pred, answer, solution)
 
 
 @dataclass
@@ -110,6 +112,7 @@ class AppConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    mode: str = "generate"  # generate: the model writes the answer | replay: teacher-force the stored answer
     sample_idx: int = 0
     layer_idx: int = "${model.default_layer}"  # type: ignore[assignment]  # negative counts from the end
     start_phrase: str = "Based on the following requirements"

@@ -6,7 +6,12 @@ per captured decoder layer, the head-averaged attention rows that *produced* eac
 Row semantics (used everywhere in attnviz): ``rows[layer][t]`` is the softmax attention of the query at position
 ``prompt_len - 1 + t`` over keys ``0 .. prompt_len + t - 1`` (zeros after). That query's output is the logits
 that chose generated token ``t``, so row ``t`` is "what the model looked at when it wrote token t". For ``t == 0``
-it is the prompt's last position (the prefill step).
+it is the prompt's last position (the prefill step). The same holds for a replayed answer (``mode == "replay"``):
+row ``t`` is the attention that scored stored answer token ``t`` under teacher forcing.
+
+Rows are stored ragged on disk (see :mod:`attnviz.trace_store`) and loaded lazily: ``rows[layer]`` may be a dense
+(T, S - 1) array (traces built in memory) or a :class:`~attnviz.trace_store.RaggedRows`; both index as
+``rows[layer][t]``. Read rows through :meth:`Trace.row` and :meth:`Trace.head_rows`, which give exact lengths.
 """
 
 from __future__ import annotations
@@ -15,12 +20,24 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from attnviz.errors import AttnvizError
+from attnviz.trace_store import (
+    HEADER,
+    TRACE_FORMAT,
+    TraceWriter,
+    atomic_write,
+    heads_file,
+    open_rows,
+    rows_file,
+)
+
 TOKEN_KINDS = ("text", "image", "special")
-TRACE_FORMAT = 1
+__all__ = ["ImageGeometry", "Trace", "TRACE_FORMAT", "atomic_write", "load_trace", "save_trace", "trace_header"]
 
 
 @dataclass(frozen=True)
@@ -83,70 +100,102 @@ class ImageGeometry:
 
 @dataclass
 class Trace:
-    token_ids: list[int]  # (S,) prompt followed by generated tokens
+    token_ids: list[int]  # (S,) prompt followed by generated (or replayed) tokens
     token_texts: list[str]  # (S,) decoded text of each token
     token_kinds: list[str]  # (S,) one of TOKEN_KINDS
     prompt_len: int
     images: list[ImageGeometry] = field(default_factory=list)
-    rows: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (T, S - 1) float, see module doc
+    rows: dict[int, Any] = field(default_factory=dict)  # layer -> (T, S - 1) rows, head-averaged, see module doc
+    heads: dict[int, Any] = field(default_factory=dict)  # layer -> (T, H, S - 1) per-head rows, where captured
+    mode: str = "generate"  # generate | replay: how the answer tokens came about
 
     @property
     def n_steps(self) -> int:
-        """Number of generated tokens T (one frame each)."""
+        """Number of answer tokens T (one frame each)."""
         return len(self.token_ids) - self.prompt_len
 
     @property
     def layers(self) -> list[int]:
         return sorted(self.rows)
 
+    @property
+    def head_layers(self) -> list[int]:
+        return sorted(self.heads)
+
     def row(self, layer: int, step: int) -> np.ndarray:
-        """(prompt_len + step,) float32 attention that produced generated token ``step``."""
-        return np.asarray(self.rows[layer][step, : self.prompt_len + step], dtype=np.float32)
+        """(prompt_len + step,) float32 head-averaged attention that produced answer token ``step``."""
+        return np.asarray(self.rows[layer][step][: self.prompt_len + step], dtype=np.float32)
+
+    def head_rows(self, layer: int, step: int) -> np.ndarray:
+        """(H, prompt_len + step) float32 per-head attention that produced answer token ``step``."""
+        if layer not in self.heads:
+            raise AttnvizError(
+                f"layer {layer} has no per-head rows in this trace (per-head layers: {self.head_layers}); "
+                "capture again with capture.heads=all"
+            )
+        return np.asarray(self.heads[layer][step][..., : self.prompt_len + step], dtype=np.float32)
 
     def generated_text(self) -> str:
         return "".join(self.token_texts[self.prompt_len :])
 
 
-def save_trace(trace: Trace, directory: str | os.PathLike, dtype: str = "float32") -> Path:
-    """Write ``trace.json`` + ``layer_XXX.npy`` (rows as ``dtype``) into ``directory``, each via temp name + rename."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    if dtype not in ("float16", "float32"):
-        raise ValueError(f"trace storage dtype must be float16 or float32, not {dtype!r}")
-    for layer, rows in trace.rows.items():
-        stored = np.asarray(rows, dtype=dtype)
-        atomic_write(directory / f"layer_{layer:03d}.npy", lambda f, r=stored: np.save(f, r))
-    header = {
-        "format": TRACE_FORMAT,
+def trace_header(trace: Trace) -> dict[str, Any]:
+    """Everything in trace.json except the storage facts the writer adds."""
+    return {
         "token_ids": trace.token_ids,
         "token_texts": trace.token_texts,
         "token_kinds": trace.token_kinds,
         "prompt_len": trace.prompt_len,
         "images": [asdict(g) for g in trace.images],
-        "layers": trace.layers,
+        "mode": trace.mode,
     }
-    atomic_write(directory / "trace.json", lambda f: f.write(json.dumps(header).encode()))
-    return directory
 
 
-def load_trace(directory: str | os.PathLike) -> Trace:
-    """Reload a trace written by :func:`save_trace`; needs no model."""
-    directory = Path(directory)
-    header = json.loads((directory / "trace.json").read_text())
-    rows = {int(layer): np.load(directory / f"layer_{int(layer):03d}.npy") for layer in header["layers"]}
+def save_trace(trace: Trace, directory: str | os.PathLike, dtype: str = "float32") -> Path:
+    """Write ``trace`` (dense or ragged rows) into ``directory`` in the streamed format; trace.json last."""
+    writer = TraceWriter(directory, trace.rows, trace.heads, dtype)
+    try:
+        for step in range(trace.n_steps):
+            for layer in trace.layers:
+                heads = trace.head_rows(layer, step)[None] if layer in trace.heads else None
+                writer.write(layer, step, trace.row(layer, step)[None], heads)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish(trace_header(trace))
+
+
+def find_trace_dir(path: str | os.PathLike) -> Path:
+    """A run directory (holding ``trace/``) or a trace folder itself -> the trace folder; clear errors otherwise."""
+    path = Path(path).expanduser()
+    for candidate in (path, path / "trace"):
+        if (candidate / HEADER).is_file():
+            return candidate
+    if any(path.glob("trace/.*.part")) or any(path.glob(".*.part")):
+        raise AttnvizError(f"{path} holds an unfinished trace (no trace.json yet): the run stopped or still runs")
+    raise AttnvizError(f"{path} holds no trace: give a run directory or its trace/ folder")
+
+
+def load_trace(path: str | os.PathLike) -> Trace:
+    """Reload a trace from a run directory or its ``trace/`` folder; needs no model and loads rows lazily."""
+    directory = find_trace_dir(path)
+    header = json.loads((directory / HEADER).read_text())
+    prompt_len, n_steps = header["prompt_len"], len(header["token_ids"]) - header["prompt_len"]
+    if header.get("format", 1) == 1:  # dense (T, S - 1) .npy files
+        rows = {int(ly): np.load(directory / f"layer_{int(ly):03d}.npy") for ly in header["layers"]}
+        heads: dict[int, Any] = {}
+    else:
+        dtype, n_heads = header["dtype"], header["n_heads"]
+        rows = {ly: open_rows(directory, rows_file(ly), dtype, prompt_len, n_steps) for ly in header["layers"]}
+        heads = {ly: open_rows(directory, heads_file(ly), dtype, prompt_len, n_steps, n_heads)
+                 for ly in header["head_layers"]}
     return Trace(
         token_ids=header["token_ids"],
         token_texts=header["token_texts"],
         token_kinds=header["token_kinds"],
-        prompt_len=header["prompt_len"],
+        prompt_len=prompt_len,
         images=[ImageGeometry(**g) for g in header["images"]],
         rows=rows,
+        heads=heads,
+        mode=header.get("mode", "generate"),
     )
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a hidden temp name beside ``path``, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from attnviz.models.loading import load_model
 from attnviz.outputs import package_versions, prepare_run_dir, token_table, write_json_atomic
 from attnviz.render import frame_count
 from attnviz.rerender import render_video_file, save_inputs
-from attnviz.trace import Trace, save_trace
-from attnviz.tracing import build_trace, resolve_layer, resolve_layers
+from attnviz.trace import Trace
+from attnviz.tracing import CaptureRequest, build_trace, capture_request, check_mode, resolve_layer
 from attnviz.viewer import write_pictures
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ class AttentionVisualizer:
         prompt_template: str = REASON_RFT_PROMPT,
         output_dir: str | Path = ".",
         config: dict[str, Any] | None = None,
+        mode: str = "generate",
     ):
+        self.mode = check_mode(mode)  # generate | replay (teacher-force the sample's stored answer)
         t0 = time.perf_counter()
         self.loaded = load_model(
             model_path, device, dtype, attn_implementation, processor_kwargs, cuda_dtype,
@@ -89,10 +91,9 @@ class AttentionVisualizer:
         run_dir = Path(output_dir) if output_dir is not None else self.output_dir
         prepare_run_dir(run_dir)  # clears an interrupted run's leftovers and its stale metadata.json
         layer = resolve_layer(layer_idx, self.loaded.num_layers)
-        layers = resolve_layers(self.capture.layers, layer, self.loaded.num_layers)
         parsed = parse_sample(sample, 0)
-        trace, prompt = self.generate_trace(parsed, images, layers)
-        save_inputs(images, save_trace(trace, run_dir / "trace", self.capture.dtype))
+        trace, prompt = self.generate_trace(parsed, images, [layer], run_dir / "trace")
+        save_inputs(images, run_dir / "trace")
         record = RunRecord(
             self.model_info(), parsed.fields, prompt, self.timings, self.config or _settings_dict(self)
         )
@@ -101,12 +102,23 @@ class AttentionVisualizer:
         )
         return str(video_path)
 
-    def generate_trace(self, sample: Sample, images: list[Image.Image], layers: list[int]) -> tuple[Trace, str]:
-        """One generation recording the rows of ``layers``; returns the trace and the prompt."""
+    def generate_trace(
+        self, sample: Sample, images: list[Image.Image], layers: list[int], trace_dir: Path
+    ) -> tuple[Trace, str]:
+        """One generation (or replay) streaming the rows of ``layers`` (+ capture.layers) into ``trace_dir``."""
         t0 = time.perf_counter()
-        trace, prompt = build_trace(self.loaded, sample, images, layers, self.generation, self.prompt_template)
-        self.timings["generate_s"] = time.perf_counter() - t0
+        request = self.capture_plan(layers)
+        trace, prompt = build_trace(
+            self.loaded, sample, images, request, self.generation, self.prompt_template, trace_dir
+        )
+        self.timings[f"{self.mode}_s"] = time.perf_counter() - t0
         return trace, prompt
+
+    def capture_plan(self, layers: list[int]) -> CaptureRequest:
+        """capture.* settings plus the absolute ``layers`` a caller needs (the video's, a sweep's)."""
+        base = capture_request(self.capture, layers[0], self.loaded.num_layers, self.mode)
+        wanted = sorted({*base.layers, *layers})
+        return replace(base, layers=wanted, head_layers=wanted if base.head_layers else [])
 
     def model_info(self) -> dict[str, Any]:
         loaded = self.loaded
@@ -153,7 +165,9 @@ def finish_run(
         "model": record.model,
         "sample": {"id": str(sample.get("id", "")), **{k: v for k, v in sample.items() if k != "id"}},
         "layer": layer,
+        "mode": trace.mode,
         "captured_layers": trace.layers,
+        "captured_head_layers": trace.head_layers,
         "row_semantics": ROW_SEMANTICS,
         "prompt": record.prompt,
         "generated_text": trace.generated_text(),

@@ -50,3 +50,24 @@ def test_trace_round_trip(tmp_path, dtype):
     assert loaded.rows[3].dtype == np.dtype(dtype)
     np.testing.assert_allclose(loaded.row(3, 1), 2 * rows[1, :5], rtol=1e-3)
     assert not list((tmp_path / "trace").glob(".*tmp"))
+
+
+def test_capture_request_resolves_layers_and_heads():
+    from attnviz.config import CaptureConfig
+    from attnviz.tracing import capture_request
+
+    request = capture_request(CaptureConfig(layers=[0, -1], heads="all", dtype="float32"), 1, 4, "replay")
+    assert request.layers == request.head_layers == [0, 1, 3]
+    assert (request.dtype, request.mode) == ("float32", "replay")
+    assert capture_request(CaptureConfig(), 2, 4).head_layers == []
+
+
+@pytest.mark.parametrize(
+    "field,value,message", [("heads", "some", "capture.heads='some'"), ("dtype", "int8", "capture.dtype='int8'")]
+)
+def test_capture_request_rejects_bad_values(field, value, message):
+    from attnviz.config import CaptureConfig
+    from attnviz.tracing import capture_request
+
+    with pytest.raises(AttnvizError, match=message):
+        capture_request(CaptureConfig(**{field: value}), 0, 4)

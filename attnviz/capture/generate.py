@@ -39,18 +39,16 @@ def sampling_kwargs(gen_cfg: Any) -> dict[str, Any]:
     return kwargs
 
 
-def generate_with_capture(
-    model: Any, inputs: dict[str, Any], layers: list[int], gen_cfg: Any
-) -> tuple[list[int], RowRecorder]:
-    """Generate for a batch of one; returns the generated ids (T,) and a recorder holding T rows per layer."""
+def generate_with_capture(model: Any, inputs: dict[str, Any], recorder: RowRecorder, gen_cfg: Any) -> list[int]:
+    """Generate for a batch of one while ``recorder`` takes one row per layer per token; returns the new ids (T,)."""
     torch.manual_seed(int(gen_cfg.seed))
-    recorder = RowRecorder(layers)
     prompt_len = inputs["input_ids"].shape[1]
     streamer = _ProgressStreamer(int(gen_cfg.max_new_tokens))
     with torch.inference_mode(), recording(recorder):
-        out = model.generate(**inputs, streamer=streamer, **sampling_kwargs(gen_cfg))  # (1, S)
+        # disable_compile: static caches auto-compile on GPU, and the recorder's per-layer hand-off is Python code
+        out = model.generate(**inputs, streamer=streamer, disable_compile=True, **sampling_kwargs(gen_cfg))  # (1, S)
     generated = out[0, prompt_len:].tolist()
     if recorder.n_steps() != len(generated):
         raise RuntimeError(f"captured {recorder.n_steps()} rows for {len(generated)} generated tokens")
     log.info("generated %d tokens", len(generated))
-    return generated, recorder
+    return generated

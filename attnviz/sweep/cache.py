@@ -50,6 +50,9 @@ def trace_key(cfg: Any, sample_fields: dict[str, Any], images: list[Image.Image]
         "prompt_template": plain["dataset"]["prompt_template"],
         "generation": plain["generation"],
         "storage_dtype": plain["capture"]["dtype"],
+        "heads": plain["capture"].get("heads"),  # per-head rows kept or not
+        "mode": plain.get("mode", "generate"),  # generate, or replay of a stored answer (and which key)
+        "replay_key": plain["capture"].get("replay_key"),
         "sample": sample_fields,
         "images": [_image_digest(image) for image in images],
     }

@@ -81,7 +81,8 @@ def run_shared(
         viz = make_visualizer()  # the only place a sweep job loads the model
         n = viz.loaded.num_layers
         planned = [layer % n for layer in plan if -n <= layer < n]
-        trace, prompt = viz.generate_trace(sample, images, sorted({*own_layers(n), *planned, *extra_layers}))
+        layers = sorted({*own_layers(n), *planned, *extra_layers})
+        trace, prompt = viz.generate_trace(sample, images, layers, run_dir / "trace")
         info = {"key": key, "model": viz.model_info(), "prompt": prompt, "timings": dict(viz.timings),
                 "run_dir": str(run_dir), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
         return trace, info
