@@ -123,10 +123,9 @@ def test_zero_new_tokens_fails_before_the_model_loads(compose_cfg, caplog, monke
 
 def test_generation_that_returns_no_tokens(compose_cfg, caplog, monkeypatch):
     """A model whose generate stops before its first token (transformers has no setting for that: simulated)."""
-    from attnviz.capture.recorder import RowRecorder
 
-    def no_tokens(model, inputs, layers, gen_cfg):
-        return [], RowRecorder(layers)
+    def no_tokens(model, inputs, recorder, gen_cfg):
+        return []  # the generated ids (none)
 
     monkeypatch.setattr("attnviz.tracing.generate_with_capture", no_tokens)
     line = fails_cleanly(compose_cfg(*SMALL_VIDEO), caplog)

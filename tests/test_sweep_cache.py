@@ -77,7 +77,7 @@ def test_concurrent_jobs_generate_once_and_all_read_the_full_trace(tmp_path):
         np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), expected[layer])
         run_trace = tmp_path / f"run{i}" / "trace"
         assert sorted(p.name for p in run_trace.iterdir()) == [
-            "image_0.png", "layer_000.npy", "layer_001.npy", "layer_002.npy", "trace.json"
+            "image_0.png", "layer_000.rows", "layer_001.rows", "layer_002.rows", "trace.json"
         ]
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["k", "k.lock"]  # no temporary left
 
@@ -109,7 +109,7 @@ def test_an_entry_lacking_the_jobs_layer_is_generated_again_with_the_union(tmp_p
     assert first.generated and not again.generated  # -2 is layer 2 of 4: already there
     assert third.generated and third.trace.layers == [0, 1, 2, 3]
     assert counter.read_text().splitlines()[1].endswith("[0, 1, 2]")  # the old entry's layers were kept
-    assert (tmp_path / "a" / "trace" / "layer_002.npy").is_file()  # earlier run dirs keep their files
+    assert (tmp_path / "a" / "trace" / "layer_002.rows").is_file()  # earlier run dirs keep their files
 
 
 def test_plan_is_merged_across_sweeps(tmp_path):

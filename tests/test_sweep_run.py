@@ -20,9 +20,9 @@ def generate_calls(monkeypatch):
     calls = []
     real = attnviz.tracing.generate_with_capture
 
-    def counting(model, inputs, layers, gen_cfg):
-        calls.append(list(layers))
-        return real(model, inputs, layers, gen_cfg)
+    def counting(model, inputs, recorder, gen_cfg):
+        calls.append(list(recorder.layers))
+        return real(model, inputs, recorder, gen_cfg)
 
     monkeypatch.setattr(attnviz.tracing, "generate_with_capture", counting)
     return calls
