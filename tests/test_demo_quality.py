@@ -18,13 +18,13 @@ N_SAMPLES = 24
 BEST_LAYER = 3  # demo/RESULTS.md: highest argmax hit rate, the demo's default layer_idx
 UNTRAINED_SEED = 1234  # the training run's initialisation: the twin is the model before step 1
 
-# Measured on these 24 samples: accuracy 1.0; layer 3 hit 0.875, share 0.375; column digit at layer 0 and row
-# digit at layer 3 both hit 1.0 (on 200 fresh samples: 1.0, 0.823, 0.406, 1.0, 1.0). Untrained: hit <= 0.17,
+# Measured on these samples: see MEASURED below; on 200 + 50 fresh samples demo/RESULTS.md. Untrained: hit <= 0.17,
 # share 0.016 (uniform over 64 cells).
 MIN_ACCURACY = 0.9
-MIN_HIT_RATE = 0.7
-MIN_SHARE = 0.25
-MIN_DIGIT_HIT_RATE = 0.9  # column digit read at layer 0, row digit at layer 3
+MIN_HIT_RATE = 0.9  # the aim at the best layer
+MIN_SHARE = 0.5
+MIN_TWO_IMAGE_HIT_RATE = 0.8
+N_TWO_IMAGE = 8
 MAX_UNTRAINED_HIT_RATE = 0.35
 MAX_UNTRAINED_SHARE = 0.03
 
@@ -86,11 +86,15 @@ def test_trained_model_answers(trained_result):
 
 def test_attention_producing_digits_points_at_marker(trained_result):
     best = trained_result.layers[BEST_LAYER]
-    assert best.hit_rate >= MIN_HIT_RATE
+    assert trained_result.best_layer().layer == BEST_LAYER  # the demo preset's default_layer
+    assert best.hit_rate >= MIN_HIT_RATE and min(best.hit_rate_by_digit) >= MIN_HIT_RATE  # column and row
     assert best.target_share >= MIN_SHARE
-    # layers specialise: layer 0 looks at the marker to write the column, the last layer to write the row
-    assert trained_result.layers[0].hit_rate_by_digit[0] >= MIN_DIGIT_HIT_RATE
-    assert trained_result.layers[BEST_LAYER].hit_rate_by_digit[1] >= MIN_DIGIT_HIT_RATE
+
+
+def test_two_image_rows_point_at_the_marker_in_the_right_image(demo):
+    samples = synth.make_samples(TEST_SEED + 1, N_TWO_IMAGE, n_images=2)
+    result = evaluate.evaluate(*demo, samples)
+    assert result.layers[BEST_LAYER].hit_rate >= MIN_TWO_IMAGE_HIT_RATE
 
 
 def test_untrained_model_is_clearly_below(untrained_result):
