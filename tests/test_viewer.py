@@ -148,3 +148,13 @@ def test_write_pictures_writes_page_poster_and_share_plot(tmp_path):
     payload = json.loads(_data_block((tmp_path / VIEWER_NAME).read_text(encoding="utf-8")))
     assert payload["settings"]["layer"] == 3 and payload["settings"]["colormap"] == "red_green"
     assert not list(tmp_path.glob(".*.tmp"))  # written via temp name + rename
+
+
+def test_page_starts_with_the_videos_scale_and_sinks():
+    from attnviz.viewer import settings_from_render
+
+    render = RenderConfig(norm="log", exclude=["bos", "vision_markers", "chat_template", "system"])
+    settings = settings_from_render(render, layer=2)
+    assert settings.normalization == "log"
+    assert settings.exclude == ("first", "special", "system")  # the page's categories, each once
+    assert settings_from_render(RenderConfig(exclude=[]), layer=2).exclude == ()

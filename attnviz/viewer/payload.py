@@ -45,16 +45,24 @@ class PageSettings:
     grid_lines: bool = True
 
 
+# The video's sink groups (render.exclude, attnviz.render.sinks) -> the page's coarser categories: the vision
+# markers and the chat template's scaffolding are special tokens there, BOS is the first token.
+PAGE_SINKS = {"bos": "first", "system": "system", "special": "special", "vision_markers": "special",
+              "chat_template": "special"}
+
+
 def settings_from_render(render_cfg: Any, layer: int) -> PageSettings:
-    """The page's first settings from the run's render config (keys it lacks keep the defaults)."""
+    """The page's first settings from the run's render config (keys it lacks keep the defaults), so the page
+    opens as close to the video as its categories allow."""
     defaults = PageSettings(layer=layer)
-    exclude = getattr(render_cfg, "exclude", None) or ()
+    exclude = [PAGE_SINKS.get(str(e), str(e)) for e in (getattr(render_cfg, "exclude", None) or ())]
+    norm = getattr(render_cfg, "norm", None) or getattr(render_cfg, "normalization", defaults.normalization)
     return PageSettings(
         layer=layer,
         colormap=str(getattr(render_cfg, "colormap", defaults.colormap)),
-        normalization=str(getattr(render_cfg, "normalization", defaults.normalization)),
+        normalization=str(norm),
         gamma=float(getattr(render_cfg, "gamma", defaults.gamma)),
-        exclude=tuple(str(e) for e in exclude),
+        exclude=tuple(dict.fromkeys(exclude)),
         tint_alpha=float(getattr(render_cfg, "tint_alpha", defaults.tint_alpha)),
         grid_lines=bool(getattr(render_cfg, "grid_lines", defaults.grid_lines)),
     )
