@@ -102,11 +102,15 @@ def qwen2_vl() -> tuple[Any, Any]:
         vision_config={"depth": 2, "embed_dim": 32, "num_heads": 2, "hidden_size": HIDDEN, "mlp_ratio": 2},
         **_qwen_tokens(tokenizer),
     )
-    processor = tf.Qwen2VLProcessor(
+    return tf.Qwen2VLForConditionalGeneration(config), _qwen2_processor(tf.Qwen2VLProcessor, tokenizer)
+
+
+def _qwen2_processor(processor_cls: type, tokenizer: Any) -> Any:
+    """Qwen2-VL's and Qwen2.5-VL's processors share their image/video processors and chat template."""
+    return processor_cls(
         image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
         tokenizer=tokenizer, video_processor=tf.Qwen2VLVideoProcessor(), chat_template=templates.QWEN2_VL,
     )
-    return tf.Qwen2VLForConditionalGeneration(config), processor
 
 
 def qwen2_5_vl() -> tuple[Any, Any]:
@@ -117,11 +121,7 @@ def qwen2_5_vl() -> tuple[Any, Any]:
     config = tf.Qwen2_5_VLConfig(
         text_config=_text(tokenizer, rope_parameters=mrope), vision_config=vision, **_qwen_tokens(tokenizer)
     )
-    processor = tf.Qwen2_5_VLProcessor(
-        image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
-        tokenizer=tokenizer, video_processor=tf.Qwen2VLVideoProcessor(), chat_template=templates.QWEN2_VL,
-    )
-    return tf.Qwen2_5_VLForConditionalGeneration(config), processor
+    return tf.Qwen2_5_VLForConditionalGeneration(config), _qwen2_processor(tf.Qwen2_5_VLProcessor, tokenizer)
 
 
 def qwen3_vl() -> tuple[Any, Any]:
