@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from attnviz.errors import AttnvizError
@@ -16,6 +18,7 @@ from attnviz.trace import Trace, atomic_write, load_trace
 from attnviz.tracing import resolve_layer
 from attnviz.video import write_video
 from attnviz.viewer import write_pictures
+from attnviz.viewer.poster import KeyFrameTap, poster_steps
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,19 @@ def ground_truth_of(sample: dict[str, Any] | None, render_cfg: Any) -> str | Non
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True)
+class RenderedVideo:
+    path: Path
+    text_start: int  # first sequence position of the text panel
+    start_phrase_found: bool
+    key_frames: list[tuple[str, np.ndarray]]  # (caption, (H, W, 3) uint8) for the poster, in step order
+
+
 def render_video_file(
     trace: Trace, layer: int, images: list[Image.Image], render_cfg: Any, video_cfg: Any,
     *, sample_id: str, start_phrase: str, run_dir: Path, sample: dict[str, Any] | None = None,
-) -> tuple[Path, tuple[int, bool]]:
-    """Write ``combined_attention_visualization_layer{layer}.mp4``; returns its path and (text start, found).
+) -> RenderedVideo:
+    """Write ``combined_attention_visualization_layer{layer}.mp4`` and keep the poster's key frames on the way.
 
     ``sample``: the dataset sample, for the ground-truth overlay.
     """
@@ -60,8 +71,11 @@ def render_video_file(
         trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, text_start=text_start,
         ground_truth=ground_truth_of(sample, render_cfg), reuse_buffer=True,
     )
-    write_video(frames, video_path, video_cfg, total=frame_count(trace))
-    return video_path, (text_start, found)
+    keys = poster_steps(trace, layer)
+    tap = KeyFrameTap(step for step, _ in keys)
+    write_video(tap(frames), video_path, video_cfg, total=frame_count(trace))
+    kept = [(caption, tap.kept[step]) for step, caption in keys if step in tap.kept]
+    return RenderedVideo(video_path, text_start, found, kept)
 
 
 def rerender_run(
@@ -85,16 +99,17 @@ def rerender_run(
     t0 = time.perf_counter()
     images = load_inputs(source / "trace", len(trace.images))
     sample_id = str(meta["sample"].get("id", ""))
-    video, text_start = render_video_file(
+    video = render_video_file(
         trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, start_phrase=start_phrase, run_dir=run_dir,
         sample=meta["sample"],
     )
-    pictures = write_pictures(trace, layer, images, render_cfg, run_dir, sample_id=sample_id, text_start=text_start[0])
+    pictures = write_pictures(trace, layer, images, render_cfg, run_dir, sample_id=sample_id,
+                              text_start=video.text_start, key_frames=video.key_frames)
     meta.update(
         layer=layer, source_run=str(source.resolve()),
-        files={"video": video.name, "trace": str(source / "trace"), **pictures},
-        text_start={"position": text_start[0], "start_phrase_found": text_start[1]},
+        files={"video": video.path.name, "trace": str(source / "trace"), **pictures},
+        text_start={"position": video.text_start, "start_phrase_found": video.start_phrase_found},
         timings={"render_s": time.perf_counter() - t0},
     )
     write_json_atomic(run_dir / "metadata.json", meta)
-    return video
+    return video.path

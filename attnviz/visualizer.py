@@ -150,14 +150,15 @@ def finish_run(
     """Render ``layer`` of ``trace`` into ``run_dir`` and write metadata.json (last); needs no model."""
     sample = record.sample
     t0 = time.perf_counter()
-    video_path, text_start = render_video_file(
+    video = render_video_file(
         trace, layer, images, render_cfg, video_cfg,
         sample_id=str(sample.get("id", "")), start_phrase=start_phrase, run_dir=run_dir, sample=sample,
     )
     timings = {**record.timings, "render_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
     pictures = write_pictures(
-        trace, layer, images, render_cfg, run_dir, sample_id=str(sample.get("id", "")), text_start=text_start[0]
+        trace, layer, images, render_cfg, run_dir, sample_id=str(sample.get("id", "")), text_start=video.text_start,
+        key_frames=video.key_frames,
     )
     timings["pictures_s"] = time.perf_counter() - t0
     payload = {
@@ -174,10 +175,10 @@ def finish_run(
         "prompt_len": trace.prompt_len,
         "n_generated": trace.n_steps,
         "n_frames": frame_count(trace),
-        "text_start": {"position": text_start[0], "start_phrase_found": text_start[1]},
+        "text_start": {"position": video.text_start, "start_phrase_found": video.start_phrase_found},
         "images": [asdict(g) for g in trace.images],
         "tokens": token_table(trace),
-        "files": {"video": video_path.name, "trace": "trace", **pictures},
+        "files": {"video": video.path.name, "trace": "trace", **pictures},
         "timings": timings,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "versions": package_versions(),
@@ -185,8 +186,8 @@ def finish_run(
         **record.extra,
     }
     write_json_atomic(run_dir / "metadata.json", payload)
-    log.info("wrote %s", video_path)
-    return video_path
+    log.info("wrote %s", video.path)
+    return video.path
 
 
 def _settings_dict(viz: AttentionVisualizer) -> dict[str, Any]:

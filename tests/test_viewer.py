@@ -139,11 +139,12 @@ def _non_blank(path) -> np.ndarray:
 
 def test_write_pictures_writes_page_poster_and_share_plot(tmp_path):
     trace = make_trace()
+    frames = [("first", np.full((120, 200, 3), 40, np.uint8)), ("last", np.full((120, 200, 3), 90, np.uint8))]
     files = write_pictures(trace, 3, make_images(trace), RenderConfig(), tmp_path, sample_id="s1",
-                           text_start=text_start(trace))
+                           text_start=text_start(trace), key_frames=frames)
     assert files == {"viewer": VIEWER_NAME, "poster": POSTER_NAME, "attention_share": SHARE_NAME}
     poster = _non_blank(tmp_path / POSTER_NAME)
-    assert poster.shape[0] > 600 and poster.shape[1] > 800  # three key frames, text column and two images
+    assert poster.shape[1] == 100 and poster.shape[0] > 2 * 60  # both frames at half size, with captions
     _non_blank(tmp_path / SHARE_NAME)
     payload = json.loads(_data_block((tmp_path / VIEWER_NAME).read_text(encoding="utf-8")))
     assert payload["settings"]["layer"] == 3 and payload["settings"]["colormap"] == "red_green"
@@ -158,3 +159,40 @@ def test_page_starts_with_the_videos_scale_and_sinks():
     assert settings.normalization == "log"
     assert settings.exclude == ("first", "special", "system")  # the page's categories, each once
     assert settings_from_render(RenderConfig(exclude=[]), layer=2).exclude == ()
+
+
+
+def test_key_frame_tap_keeps_copies_of_its_steps_from_a_reused_buffer():
+    from attnviz.viewer.poster import KeyFrameTap
+
+    buffer = np.zeros((2, 2, 3), np.uint8)
+
+    def frames():
+        for step in range(5):
+            buffer[:] = step  # one array redrawn per frame, as the video writer is fed
+            yield buffer
+
+    tap = KeyFrameTap([1, 3])
+    assert [int(frame[0, 0, 0]) for frame in tap(frames())] == [0, 1, 2, 3, 4]  # passed through unchanged
+    assert sorted(tap.kept) == [1, 3]
+    assert int(tap.kept[1][0, 0, 0]) == 1 and int(tap.kept[3][0, 0, 0]) == 3  # copies, not the reused buffer
+
+
+def test_poster_stacks_half_size_frames_under_their_captions():
+    from attnviz.render.fonts import find_font
+    from attnviz.viewer.poster import GAP, compose_poster
+
+    fonts = find_font(None, 18)
+    first = np.zeros((40, 60, 3), np.uint8)
+    first[:, 30:] = (200, 0, 0)  # right half red
+    second = np.full((40, 60, 3), (0, 0, 120), np.uint8)
+    poster = np.asarray(compose_poster([("first answer token", first), ("last token", second)], fonts))
+    strip = fonts.line_height + 2 * GAP
+    assert poster.shape == (2 * (strip + 20) + GAP, 30, 3)
+    top = poster[strip : strip + 20]  # the first frame, halved: 30x20, red from column 15
+    assert (top[:, 15:] == (200, 0, 0)).all() and (top[:, :15] == 0).all()
+    assert (poster[2 * strip + 20 : 2 * strip + 40] == (0, 0, 120)).all()
+    caption = poster[:strip]
+    assert (caption != caption[0, 0]).any(axis=-1).sum() > 20  # the caption's text was drawn
+    with pytest.raises(ValueError, match="at least one key frame"):
+        compose_poster([], fonts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -24,16 +25,23 @@ def override_key(override: str) -> str:
 
 def swept_keys(sweep_dir: str | Path) -> set[str] | None:
     """Keys the sweep varies, from the ``multirun.yaml`` Hydra's sweeper writes first; None when there is none."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     record = Path(sweep_dir) / "multirun.yaml"
     if not record.is_file():
         return None
+    stat = record.stat()
+    return set(_swept_keys(str(record), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=8)
+def _swept_keys(record: str, mtime_ns: int, size: int) -> frozenset[str]:
+    """Parsed once per process and file version (``mtime_ns``, ``size`` key the cache): every job of a sweep asks."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     config = OmegaConf.load(record)
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(OmegaConf.select(config, "hydra.overrides.task") or [])
     parsed = OverridesParser.create().parse_overrides(arguments)
-    return {override.get_key_element().lstrip("+~") for override in parsed if override.is_sweep_override()}
+    return frozenset(override.get_key_element().lstrip("+~") for override in parsed if override.is_sweep_override())
 
 
 def sweep_subdir(sweep_dir: str, job_overrides: Iterable[str], job_num: int) -> str:

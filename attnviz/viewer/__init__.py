@@ -1,17 +1,20 @@
 """What people look at besides the video: ``viewer.html`` (interactive, offline), ``poster.png`` and
-``attention_share.png``. All three are written from a trace alone, so ``render_only`` rewrites them too."""
+``attention_share.png``. The page and the plot come from the trace alone, the poster from the video's key frames,
+so ``render_only`` rewrites all three."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from attnviz.trace import Trace
 from attnviz.viewer.page import VIEWER_NAME, render_page, write_page
 from attnviz.viewer.payload import build_payload, settings_from_render
-from attnviz.viewer.poster import POSTER_NAME, SHARE_NAME, write_poster, write_share_plot
+from attnviz.viewer.poster import POSTER_NAME, write_poster
+from attnviz.viewer.share_plot import SHARE_NAME, write_share_plot
 
 __all__ = [
     "POSTER_NAME",
@@ -36,15 +39,16 @@ def write_pictures(
     *,
     sample_id: str,
     text_start: int,
+    key_frames: list[tuple[str, np.ndarray]],
 ) -> dict[str, str]:
-    """Write the viewer page, the poster and the share plot into ``run_dir``; returns metadata "files" entries."""
+    """Write the viewer page, the poster (of ``key_frames``: (caption, (H, W, 3) uint8) frames of the video) and
+    the share plot into ``run_dir``; returns metadata "files" entries."""
     run_dir = Path(run_dir)
     title = f"attnviz · sample {sample_id} · layer {layer}"
     payload = build_payload(
         trace, images, settings_from_render(render_cfg, layer), sample_id=sample_id, text_start=text_start, title=title
     )
     viewer = write_page(payload, run_dir)
-    poster = write_poster(trace, layer, images, render_cfg, run_dir / POSTER_NAME, sample_id=sample_id,
-                          text_start=text_start)
+    poster = write_poster(key_frames, run_dir / POSTER_NAME, font_path=getattr(render_cfg, "font_path", None))
     share = write_share_plot(trace, layer, run_dir / SHARE_NAME)
     return {"viewer": viewer.name, "poster": poster.name, "attention_share": share.name}
