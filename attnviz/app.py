@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from attnviz.checks import check_settings
+from attnviz.checks import check_layers, check_settings
 from attnviz.config import PROJECT_ROOT, register_configs
 from attnviz.data import load_sample
 from attnviz.errors import AttnvizError, user_errors
@@ -44,8 +44,9 @@ def run(cfg: DictConfig) -> Path:
     if done is not None:
         log.info("skip_existing: %s is complete", run_dir)
         return done
-    # The dataset is checked before the model loads: a typo should not cost a checkpoint load.
+    # The dataset and the layers are checked before the model loads: a typo should not cost a checkpoint load.
     sample, images = load_sample(cfg.dataset.json, cfg.dataset.image_dir, cfg.sample_idx, cfg.max_image_num)
+    check_layers(cfg)
     cache_dir = trace_cache_dir(cfg)
     if cache_dir is not None:  # a sweep: jobs that differ only in layer or rendering share one generation
         return run_shared(cfg, sample, images, run_dir, cache_dir, lambda: make_visualizer(cfg, run_dir))

@@ -26,11 +26,16 @@ HEADER = "trace.json"
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """Call ``write(file)`` on a hidden temp name beside ``path``, then rename: readers never see half a file."""
+    """Call ``write(file)`` on a hidden temp name beside ``path``, then rename: readers never see half a file, and a
+    failed write leaves neither the file nor its temp behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def rows_file(layer: int) -> str:

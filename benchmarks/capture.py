@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompt-tokens", type=int, default=1300)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--replay-tokens", type=int, default=256, help="0 skips the replay_speedup pair")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode after the memory run (0: none)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -86,8 +86,9 @@ class Worker:
         self.proc.wait()
 
     def result(self) -> dict:
-        """First run: memory (fresh process); the others: time (median)."""
-        first, timed = self.runs[0], self.runs[1:]
+        """First run: memory (fresh process); the others: time (median). With ``--repeats 0`` (a memory check of a
+        long answer) the first run's time stands in."""
+        first, timed = self.runs[0], self.runs[1:] or self.runs[:1]
         return {"mode": self.mode, "new_tokens": self.new_tokens, "prompt_len": self.prompt_len,
                 "times_s": [r["time_s"] for r in timed], "median_s": median(r["time_s"] for r in timed),
                 "extra_rss_mb": first["extra_rss_mb"], "cuda_extra_mb": first["cuda_extra_mb"],

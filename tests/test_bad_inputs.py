@@ -103,9 +103,29 @@ def test_demo_sample_index_out_of_range_says_the_dataset_size(compose_cfg, caplo
 
 
 @pytest.mark.parametrize("layer", [4, -5, 100])
-def test_layer_out_of_range_says_the_number_of_layers(layer, compose_cfg, caplog):
+def test_layer_out_of_range_says_the_number_of_layers(layer, compose_cfg, caplog, monkeypatch):
+    monkeypatch.setattr("attnviz.app.AttentionVisualizer", lambda *a, **k: pytest.fail("the model was loaded"))
     line = fails_cleanly(compose_cfg(f"layer_idx={layer}"), caplog)
     assert f"layer_idx={layer} is out of range: the model has 4 decoder layers (0..3, or -4..-1)" in line
+
+
+def test_captured_layer_out_of_range_fails_before_the_model_loads(compose_cfg, caplog, monkeypatch):
+    monkeypatch.setattr("attnviz.app.AttentionVisualizer", lambda *a, **k: pytest.fail("the model was loaded"))
+    line = fails_cleanly(compose_cfg("capture.layers=[1,9]"), caplog)
+    assert "layer_idx=9 is out of range: the model has 4 decoder layers" in line
+
+
+def test_declared_layers_read_from_the_text_config_or_the_top_level(tmp_path):
+    from attnviz.checks import declared_num_layers
+
+    config = {"num_hidden_layers": 28, "text_config": {"num_hidden_layers": 32}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert declared_num_layers(tmp_path) == 32  # the language model's, as the loaded model reports it
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 28}))
+    assert declared_num_layers(tmp_path) == 28
+    (tmp_path / "config.json").write_text("{not json")
+    assert declared_num_layers(tmp_path) is None  # the model load reports a broken config.json itself
+    assert declared_num_layers(tmp_path / "missing") is None
 
 
 def test_unset_mandatory_key(compose_cfg, caplog):

@@ -110,3 +110,19 @@ def test_float16_ragged_rows_keep_about_half_the_bytes_of_padded_float32(tmp_pat
     assert loaded.rows[0].dtype == np.float16
     assert 0.40 < loaded.rows[0].nbytes / dense.nbytes < 0.5
     np.testing.assert_allclose(np.asarray(loaded.rows[0], dtype=np.float32), dense, rtol=1e-3, atol=1e-4)
+
+
+def test_atomic_write_that_fails_leaves_neither_the_file_nor_its_temp(tmp_path):
+    from attnviz.trace import atomic_write
+
+    target = tmp_path / "poster.png"
+
+    def half_then_fail(f):
+        f.write(b"half a picture")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half_then_fail)
+    assert list(tmp_path.iterdir()) == []
+    atomic_write(target, lambda f: f.write(b"whole"))
+    assert target.read_bytes() == b"whole" and [p.name for p in tmp_path.iterdir()] == ["poster.png"]
