@@ -42,6 +42,16 @@ def test_coordinate_spaces():
         to_unit(p, "inches", geom, (640, 480))
 
 
+def test_coordinates_of_the_given_image_land_inside_a_centre_crop():
+    # a 640x480 image whose middle 480x480 (LLaVA-1.5's centre crop) is all the grid and the panel show
+    geom = ImageGeometry(0, 0, grid_h=24, grid_w=24, pixel_h=336, pixel_w=336, view_box=(80, 0, 560, 480))
+    assert to_unit(Point(0, 320, 240, 0), "pixels", geom, (640, 480)) == (0.5, 0.5)  # the centre stays the centre
+    assert to_unit(Point(0, 80, 120, 0), "pixels", geom, (640, 480)) == (0.0, 0.25)  # the crop's left edge
+    assert to_unit(Point(0, 875, 500, 0), "norm1000", geom, (640, 480)) == (1.0, 0.5)  # x 560 px: right edge
+    assert to_unit(Point(0, 40, 0, 0), "pixels", geom, (640, 480))[0] < 0  # cut off by the crop: not drawn
+    assert to_unit(Point(0, 168, 84, 0), "model_pixels", geom, (640, 480)) == (0.5, 0.25)  # already the crop
+
+
 def test_a_point_appears_at_the_token_that_completes_it():
     tokens = ["I", " say", " (", "1", "2", ",", " 3", ")", " and", " (4,5)"]
     points = parse_points("".join(tokens))

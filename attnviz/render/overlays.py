@@ -61,11 +61,17 @@ def parse_points(text: str, pattern: str = DEFAULT_REGEX) -> list[Point]:
 
 
 def to_unit(point: Point, space: str, geom: ImageGeometry, source_size: tuple[int, int]) -> tuple[float, float]:
-    """(u, v): the point as a fraction of the image's width and height (may fall outside 0..1)."""
-    if space == "norm1000":
-        return point.x / 1000.0, point.y / 1000.0
-    if space == "pixels":
-        return point.x / source_size[0], point.y / source_size[1]
+    """(u, v): the point as a fraction of the panel's width and height (may fall outside 0..1).
+
+    ``norm1000`` and ``pixels`` refer to the image as given (``source_size`` (w, h)); when the grid covers only
+    part of it (``geom.view_box``, LLaVA-1.5's centre crop) the point is placed within that part, as the panel
+    shows it. ``model_pixels`` and ``cells`` refer to what the model saw, which is the panel already.
+    """
+    if space in ("norm1000", "pixels"):
+        scale = (source_size[0] / 1000.0, source_size[1] / 1000.0) if space == "norm1000" else (1.0, 1.0)
+        x, y = point.x * scale[0], point.y * scale[1]  # in the given image's pixels
+        left, top, right, bottom = geom.view_box or (0, 0, source_size[0], source_size[1])
+        return (x - left) / (right - left), (y - top) / (bottom - top)
     if space == "model_pixels":
         return point.x / geom.pixel_w, point.y / geom.pixel_h
     if space == "cells":
