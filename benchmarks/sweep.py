@@ -1,6 +1,6 @@
 """Wall time of a 3-layer sweep against a 1-layer sweep over the same demo samples, measured in one run.
 
-    python benchmarks/sweep.py [--samples 0,1] [--repeats 1] [--video 1920x1080]
+    python benchmarks/sweep.py [--samples 0,1] [--repeats 3] [--video 1920x1080]
 
 Each variant is the real command line (`python run.py -m ...`, basic launcher, one process), so the times
 include Python start-up and model load, as a user sees them:
@@ -54,7 +54,7 @@ def stage_totals(summary: dict) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", default="0,1", help="sample_idx values swept in every variant")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per variant (median wall time)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant, interleaved (median wall time)")
     parser.add_argument("--video", default="1920x1080", help="video size WxH")
     args = parser.parse_args()
     width, height = args.video.split("x")
