@@ -86,19 +86,33 @@ def system_turn(texts: list[str]) -> tuple[int, int]:
 
 
 def key_frames(trace: Trace, layer: int) -> list[tuple[int, str]]:
-    """[(step, label)]: the first answer token, the step with the most image attention and the last token.
+    """[(step, label)]: the first answer token, the strongest image attention and the last token.
 
-    "First answer token": the first step after the ``<answer>`` tag (step 0 without one). "Last token": the last
-    step that is not a special token (the end-of-turn marker says little). Steps that coincide share one frame.
+    "First answer token": the first step after the ``<answer>`` tag (step 0 without one). "Strongest image
+    attention": the step whose row puts the largest share on one image cell (where the model looked hardest at
+    one place; a step that spreads a large total share thinly says less). "Last token": the last step that is not
+    a special token (the end-of-turn marker says little). Steps that coincide share one frame.
     """
     picks: dict[int, list[str]] = {}
     picks.setdefault(first_answer_step(trace), []).append("first answer token")
     if trace.images:
-        picks.setdefault(int(np.argmax(attention_shares(trace, layer)[:, 0])), []).append("most image attention")
+        picks.setdefault(int(np.argmax(peak_image_shares(trace, layer))), []).append("strongest image attention")
     kinds = trace.token_kinds[trace.prompt_len :]
     last = max((t for t, kind in enumerate(kinds) if kind != "special"), default=trace.n_steps - 1)
     picks.setdefault(last, []).append("last token")
     return [(step, " · ".join(labels)) for step, labels in sorted(picks.items())]
+
+
+def peak_image_shares(trace: Trace, layer: int) -> np.ndarray:
+    """(T,) each step's largest weight on a single image token, as a share of its row."""
+    positions = np.concatenate([np.asarray(g.positions, dtype=np.int64) for g in trace.images])
+    peaks = np.zeros(trace.n_steps, dtype=np.float64)
+    for t in range(trace.n_steps):
+        row = np.clip(trace.row(layer, t).astype(np.float64), 0.0, None)  # (prompt_len + t,)
+        inside = positions[positions < len(row)]
+        if row.sum() > 0 and len(inside):
+            peaks[t] = row[inside].max() / row.sum()
+    return peaks
 
 
 def first_answer_step(trace: Trace) -> int:

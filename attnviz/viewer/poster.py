@@ -1,5 +1,6 @@
-"""``poster.png``: the video's key frames (the first answer token, the step with the most image attention, the last
-token), one above the other at half size, each under a caption, for papers and READMEs.
+"""``poster.png``: the video's key frames (the first answer token, the strongest image attention, the last token:
+:func:`attnviz.viewer.analysis.key_frames`), one above the other at half size, each under a caption, for papers
+and READMEs.
 
 The frames are the video's own, kept while the video streams (:class:`KeyFrameTap`): the poster never disagrees
 with the video and costs no extra drawing.
