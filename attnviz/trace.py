@@ -131,7 +131,7 @@ class Trace:
         if layer not in self.heads:
             raise AttnvizError(
                 f"layer {layer} has no per-head rows in this trace (per-head layers: {self.head_layers}); "
-                "capture again with capture.heads=all"
+                "capture again with capture.heads=all, or render the head mean (render.heads=mean)"
             )
         return np.asarray(self.heads[layer][step][..., : self.prompt_len + step], dtype=np.float32)
 

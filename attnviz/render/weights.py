@@ -49,21 +49,14 @@ class RowSource:
         if layer not in trace.layers:
             raise AttnvizError(f"layer {layer} is not in the trace (captured layers: {trace.layers})")
         self.trace, self.layer, self.heads = trace, layer, check_heads(heads)
-        if self.heads != "mean":
-            self._head_rows = getattr(trace, "head_rows", None)
-            if self._head_rows is None:
-                raise AttnvizError(
-                    f"render.heads={heads} needs per-head rows, but this trace has only head-averaged rows; "
-                    "capture again with capture.heads including per-head rows, or use render.heads=mean"
-                )
-            if trace.n_steps:
-                self.row(0)  # a bad head index or a layer without per-head rows fails before the first frame
+        if self.heads != "mean" and trace.n_steps:
+            self.row(0)  # a layer without per-head rows or a bad head index fails before the first frame
 
     def row(self, step: int) -> np.ndarray:
         """(prompt_len + step,) float32."""
         if self.heads == "mean":
             return self.trace.row(self.layer, step)
-        return aggregate_heads(self._head_rows(self.layer, step), self.heads)  # (H, K) -> (K,)
+        return aggregate_heads(self.trace.head_rows(self.layer, step), self.heads)  # (H, K) -> (K,)
 
 
 @dataclass(frozen=True)
