@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from attnviz.errors import AttnvizError
@@ -21,21 +19,10 @@ def check_settings(cfg: Any) -> None:
         raise AttnvizError(f"max_image_num={cfg.max_image_num} must be 0 or more")
 
 
-def declared_num_layers(model_path: Any) -> int | None:
-    """Decoder layers a local checkpoint's config.json declares (its text model's), or None when it cannot tell:
-    the model load then checks everything again, with its own errors."""
-    try:
-        config = json.loads((Path(str(model_path)).expanduser() / "config.json").read_text(encoding="utf-8"))
-        text = config.get("text_config") or config
-        count = text.get("num_hidden_layers", config.get("num_hidden_layers"))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-    return int(count) if isinstance(count, int) and count > 0 else None
-
-
 def check_layers(cfg: Any) -> None:
     """``layer_idx`` and ``capture.layers`` against the checkpoint's declared depth, before any weight loads: a
     wrong index should not cost a checkpoint load."""
+    from attnviz.models.checkpoint import declared_num_layers
     from attnviz.tracing import resolve_layer, resolve_layers
 
     count = declared_num_layers(cfg.model.path)

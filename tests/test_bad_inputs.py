@@ -116,7 +116,7 @@ def test_captured_layer_out_of_range_fails_before_the_model_loads(compose_cfg, c
 
 
 def test_declared_layers_read_from_the_text_config_or_the_top_level(tmp_path):
-    from attnviz.checks import declared_num_layers
+    from attnviz.models.checkpoint import declared_num_layers
 
     config = {"num_hidden_layers": 28, "text_config": {"num_hidden_layers": 32}}
     (tmp_path / "config.json").write_text(json.dumps(config))

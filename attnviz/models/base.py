@@ -41,9 +41,10 @@ class ModelAdapter(ABC):
         self.image_sizes = [image.size for image in images]
         return dict(self.processor(text=[prompt], images=images or None, return_tensors="pt"))
 
-    @abstractmethod
     def image_token_id(self) -> int | None:
-        """Id of the placeholder token that stands for image patches (None for text-only models)."""
+        """Id of the placeholder token that stands for image patches (None for text-only models); every
+        supported vision family names it ``image_token_id`` in its config."""
+        return getattr(self.config, "image_token_id", None)
 
     @abstractmethod
     def image_geometry(self, inputs: dict[str, Any]) -> list[ImageGeometry]:

@@ -50,6 +50,17 @@ def check_checkpoint(path: str, *, allow_pickle: bool = False, trust_remote_code
     return Checkpoint(folder, model_type, use_safetensors, trust_remote_code and asks_for_code(folder))
 
 
+def declared_num_layers(path: str) -> int | None:
+    """Decoder layers the checkpoint's config.json declares (its text model's, as the loaded model reports them),
+    or None when the files cannot tell: loading the model then reports what is wrong with them."""
+    try:
+        config = _read_config(_folder(str(path)), str(path))
+    except AttnvizError:
+        return None
+    count = (config.get("text_config") or config).get("num_hidden_layers", config.get("num_hidden_layers"))
+    return count if isinstance(count, int) and count > 0 else None
+
+
 def needs_remote_code(config: dict[str, Any]) -> bool:
     """The model cannot load without the checkpoint's own code: ``auto_map`` and a type transformers lacks."""
     return bool(config.get("auto_map")) and config.get("model_type") not in CONFIG_MAPPING_NAMES

@@ -61,9 +61,6 @@ class LlavaAdapter(ModelAdapter):
     family = "LLaVA-1.5"
     model_types = ("llava",)
 
-    def image_token_id(self) -> int | None:
-        return getattr(self.config, "image_token_id", None)
-
     def image_geometry(self, inputs: dict[str, Any]) -> list[ImageGeometry]:
         pixels = inputs.get("pixel_values")  # (N, C, H, W)
         if pixels is None:

@@ -51,9 +51,6 @@ class LlavaNextAdapter(ModelAdapter):
     family = "LLaVA-NeXT"
     model_types = ("llava_next",)
 
-    def image_token_id(self) -> int | None:
-        return getattr(self.config, "image_token_id", None)
-
     def _tile(self) -> tuple[int, int]:
         """(tile size in px, tokens per tile side)."""
         vision = self.config.vision_config

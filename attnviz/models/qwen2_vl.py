@@ -30,9 +30,6 @@ class Qwen2VLAdapter(ModelAdapter):
     family = "Qwen2-VL"
     model_types = ("qwen2_vl",)
 
-    def image_token_id(self) -> int | None:
-        return getattr(self.config, "image_token_id", None)
-
     def _patch_and_merge(self) -> tuple[int, int]:
         image_processor = self.processor.image_processor
         return int(image_processor.patch_size), int(image_processor.merge_size)
