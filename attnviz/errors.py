@@ -1,20 +1,15 @@
 """The one exception type users see: its message is one line that says what is wrong and how to fix it.
 
-:func:`user_errors` wraps the entry point: it also turns what the operating system or the config reports
+:func:`user_errors` guards the entry point: it also turns what the operating system or the config reports
 (a full disk, a folder that cannot be written, a mandatory key left unset) into that one line.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
-
-from omegaconf.errors import MissingMandatoryValue
-
-T = TypeVar("T")
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -65,36 +60,25 @@ def as_user_error(err: BaseException, run_dir: Path | None) -> AttnvizError | No
         return err if "\n" not in str(err) else type(err)(one_line(str(err)))
     if isinstance(err, OSError):
         return AttnvizError(os_error_message(err, run_dir))
+    from omegaconf.errors import MissingMandatoryValue  # only the entry point meets it; renderers need no omegaconf
+
     if isinstance(err, MissingMandatoryValue):
         key = err.full_key or "a mandatory key"
         return AttnvizError(f"{key} is not set; pass {key}=<value> on the command line or in a config preset")
     return None
 
 
-def user_errors(
-    run_dir_of: Callable[[Any], Path], check: Callable[[Any], None] = lambda cfg: None
-) -> Callable[[Callable[[Any], T]], Callable[[Any], T]]:
-    """Decorate ``run(cfg)``: ``check(cfg)`` and the output folder come first (nothing loaded yet), and
-    expected failures leave as one-line AttnvizError."""
-
-    def wrap(run: Callable[[Any], T]) -> Callable[[Any], T]:
-        @functools.wraps(run)
-        def checked(cfg: Any) -> T:
-            run_dir = None
-            try:
-                check(cfg)
-                run_dir = run_dir_of(cfg)
-                ensure_writable(run_dir)
-                return run(cfg)
-            except Exception as err:
-                mapped = as_user_error(err, run_dir)
-                if mapped is None or mapped is err:
-                    raise
-                raise mapped from err
-
-        return checked
-
-    return wrap
+@contextmanager
+def user_errors(run_dir: Path | None = None) -> Iterator[None]:
+    """Expected failures inside leave as one-line AttnvizError (``run_dir`` tells an output problem from an input
+    one); anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except Exception as err:
+        mapped = as_user_error(err, run_dir)
+        if mapped is None or mapped is err:
+            raise
+        raise mapped from err
 
 
 def ensure_writable(folder: Path) -> None:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from attnviz.capture.generate import generate_with_capture
 from attnviz.capture.recorder import RowRecorder
 from attnviz.capture.replay import answer_ids, answer_text, replay_with_capture
+from attnviz.checks import choice, resolve_layers
 from attnviz.data import Sample
 from attnviz.errors import AttnvizError
 from attnviz.models.loading import LoadedModel
 from attnviz.models.tokens import special_token_ids, token_kinds, token_texts
+from attnviz.schema import CaptureConfig, CaptureHeads, GenerationConfig, Mode, StorageDtype
 from attnviz.trace import Trace, load_trace, trace_header
 from attnviz.trace_store import TraceWriter
-
-MODES = ("generate", "replay")
-HEAD_CHOICES = ("mean", "all")
 
 
 @dataclass(frozen=True)
@@ -33,46 +31,16 @@ class CaptureRequest:
     replay_key: str | None = None
 
 
-def resolve_layer(layer_idx: int, num_layers: int) -> int:
-    """Negative indices count from the end, as in Python."""
-    if not -num_layers <= layer_idx < num_layers:
-        raise AttnvizError(
-            f"layer_idx={layer_idx} is out of range: the model has {num_layers} decoder layers "
-            f"(0..{num_layers - 1}, or -{num_layers}..-1)"
-        )
-    return layer_idx % num_layers
-
-
-def resolve_layers(spec: Any, layer: int, num_layers: int) -> list[int]:
-    """capture.layers (None | "all" | list of indices) plus the video's layer -> sorted absolute indices."""
-    if spec is None:
-        chosen: list[int] = []
-    elif isinstance(spec, str):
-        if spec != "all":
-            raise AttnvizError(f"capture.layers={spec!r}: use a list of layer indices, 'all' or null")
-        chosen = list(range(num_layers))
-    else:
-        chosen = [resolve_layer(int(i), num_layers) for i in spec]
-    return sorted({*chosen, layer})
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise AttnvizError(f"mode={mode!r}: use generate (the model writes the answer) or replay (a stored answer)")
-    return mode
-
-
-def capture_request(capture_cfg: Any, layer: int, num_layers: int, mode: str = "generate") -> CaptureRequest:
-    """capture.* config + the video's layer -> a CaptureRequest, with one-line errors for bad values."""
-    check_mode(mode)
-    heads = getattr(capture_cfg, "heads", "mean")
-    if heads not in HEAD_CHOICES:
-        raise AttnvizError(f"capture.heads={heads!r}: use mean (head average) or all (per-head rows as well)")
-    if capture_cfg.dtype not in ("float16", "float32"):
-        raise AttnvizError(f"capture.dtype={capture_cfg.dtype!r}: rows are stored as float16 or float32")
+def capture_request(
+    capture_cfg: CaptureConfig, layer: int, num_layers: int, mode: Mode | str = Mode.generate
+) -> CaptureRequest:
+    """capture.* settings + the video's layer -> a CaptureRequest, with one-line errors for bad values."""
+    mode = choice(Mode, mode, "mode")
+    heads = choice(CaptureHeads, capture_cfg.heads, "capture.heads")
+    dtype = choice(StorageDtype, capture_cfg.dtype, "capture.dtype")
     layers = resolve_layers(capture_cfg.layers, layer, num_layers)
-    replay_key = getattr(capture_cfg, "replay_key", None)
-    return CaptureRequest(layers, layers if heads == "all" else [], capture_cfg.dtype, mode, replay_key)
+    head_layers = layers if heads == CaptureHeads.all else []
+    return CaptureRequest(layers, head_layers, dtype.value, mode.value, capture_cfg.replay_key)
 
 
 def build_trace(
@@ -80,15 +48,16 @@ def build_trace(
     sample: Sample,
     images: list[Image.Image],
     request: CaptureRequest,
-    gen_cfg: Any,
+    gen_cfg: GenerationConfig,
     prompt_template: str,
     trace_dir: str | Path,
 ) -> tuple[Trace, str]:
     """Run the model on ``sample``, streaming rows into ``trace_dir``; returns the (lazily loaded) trace and prompt."""
     adapter = loaded.adapter
     prompt = adapter.build_prompt(prompt_template.format(Question=sample.problem), len(images))
+    chat_format = adapter.chat_format(prompt)  # the template's markers, as the adapter states them
     inputs = adapter.prepare_inputs(prompt, images)
-    geometry = adapter.image_geometry(inputs)
+    geometry = adapter.image_geometry(inputs, [image.size for image in images])
     inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     writer = TraceWriter(trace_dir, request.layers, request.head_layers, request.dtype)
     try:
@@ -104,6 +73,7 @@ def build_trace(
         prompt_len=len(ids) - len(answer),
         images=geometry,
         mode=request.mode,
+        chat_format=chat_format,
     )
     writer.finish(trace_header(trace))
     return load_trace(trace_dir), prompt

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ from attnviz.errors import AttnvizError, as_user_error
 from tests.conftest import DEMO_DATA
 
 SMALL_VIDEO = ("video.width=320", "video.height=180")
+
+MODEL_LOAD = "attnviz.visualizer.AttentionVisualizer.from_config"  # what a run calls to load the model
 
 
 def fails_cleanly(cfg, caplog) -> str:
@@ -104,13 +107,13 @@ def test_demo_sample_index_out_of_range_says_the_dataset_size(compose_cfg, caplo
 
 @pytest.mark.parametrize("layer", [4, -5, 100])
 def test_layer_out_of_range_says_the_number_of_layers(layer, compose_cfg, caplog, monkeypatch):
-    monkeypatch.setattr("attnviz.app.AttentionVisualizer", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(MODEL_LOAD, lambda *a, **k: pytest.fail("the model was loaded"))
     line = fails_cleanly(compose_cfg(f"layer_idx={layer}"), caplog)
     assert f"layer_idx={layer} is out of range: the model has 4 decoder layers (0..3, or -4..-1)" in line
 
 
 def test_captured_layer_out_of_range_fails_before_the_model_loads(compose_cfg, caplog, monkeypatch):
-    monkeypatch.setattr("attnviz.app.AttentionVisualizer", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(MODEL_LOAD, lambda *a, **k: pytest.fail("the model was loaded"))
     line = fails_cleanly(compose_cfg("capture.layers=[1,9]"), caplog)
     assert "layer_idx=9 is out of range: the model has 4 decoder layers" in line
 
@@ -134,7 +137,7 @@ def test_unset_mandatory_key(compose_cfg, caplog):
 
 
 def test_zero_new_tokens_fails_before_the_model_loads(compose_cfg, caplog, monkeypatch):
-    monkeypatch.setattr("attnviz.app.AttentionVisualizer", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(MODEL_LOAD, lambda *a, **k: pytest.fail("the model was loaded"))
     line = fails_cleanly(compose_cfg("generation.max_new_tokens=0"), caplog)
     assert line == (
         "generation.max_new_tokens=0 would generate no tokens, so there is nothing to show; set it to 1 or more"
@@ -172,7 +175,7 @@ def test_read_only_output_dir_fails_before_the_model_loads(tmp_path, compose_cfg
         return real_write(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", read_only)
-    monkeypatch.setattr("attnviz.app.AttentionVisualizer", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(MODEL_LOAD, lambda *a, **k: pytest.fail("the model was loaded"))
     line = fails_cleanly(compose_cfg(f"output_dir={run_dir}"), caplog)
     assert line.startswith(f"cannot write {run_dir}/") and "Permission denied; set output_dir" in line
 
@@ -254,3 +257,17 @@ def test_cli_output_dir_not_writable(tmp_path):
         f"cannot write {tmp_path}/a_file/out: Not a directory; set output_dir (or hydra.run.dir) to a folder you "
         "can write"
     )
+
+
+@pytest.mark.parametrize("mode", ["run", "multirun"])
+def test_an_output_folder_below_a_file_is_one_line_before_anything_runs(tmp_path, mode):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    key = "hydra.run.dir" if mode == "run" else "hydra.sweep.dir"
+    args = (["-m", "layer_idx=0,1"] if mode == "multirun" else []) + [f"{key}={blocker}/out"]
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 2
+    assert output == f"error: cannot create the output folder {blocker}/out: Not a directory; set {key}" + (
+        " (or output_dir)" if mode == "run" else "") + " to a folder you can write"

@@ -22,9 +22,9 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from attnviz.config import REASON_RFT_PROMPT
 from attnviz.demo import synth
 from attnviz.models.base import chat_prompt
+from attnviz.schema import REASON_RFT_PROMPT
 
 # Qwen2-VL's added tokens, in the real tokenizer's order (ids differ: ours start at 0).
 SPECIAL_TOKENS = [

@@ -15,8 +15,10 @@ from attnviz.capture import register_capture
 from attnviz.errors import AttnvizError, one_line
 from attnviz.models import ModelAdapter, adapter_class
 from attnviz.models.checkpoint import check_checkpoint
+from attnviz.schema import AppConfig, ModelConfig
 
 log = logging.getLogger(__name__)
+DEFAULTS = AppConfig()  # the run's device and dtype defaults, as the config states them
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -45,19 +47,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str, device: torch.device, config: Any, cuda_dtype: str | None = None) -> torch.dtype:
-    """``auto``: float32 on CPU, where half precision is slow; on CUDA ``cuda_dtype`` (the preset's) or else
-    the checkpoint's saved dtype."""
+def resolve_dtype(dtype: str, device: torch.device, config: Any, model_dtype: str | None = None) -> torch.dtype:
+    """The run's ``dtype``; ``auto``: float32 on CPU, where half precision is slow; on CUDA ``model_dtype``
+    (``model.dtype``, the preset's) or else the checkpoint's saved dtype."""
     if dtype in DTYPES:
         return DTYPES[dtype]
     if dtype != "auto":
         raise AttnvizError(f"dtype must be auto, {', '.join(DTYPES)}; not {dtype!r}")
     if device.type == "cpu":
         return torch.float32
-    if cuda_dtype not in (None, "auto"):
-        if cuda_dtype not in DTYPES:
-            raise AttnvizError(f"model.dtype must be auto, {', '.join(DTYPES)} or null; not {cuda_dtype!r}")
-        return DTYPES[cuda_dtype]
+    if model_dtype not in (None, "auto"):
+        if model_dtype not in DTYPES:
+            raise AttnvizError(f"model.dtype must be auto, {', '.join(DTYPES)} or null; not {model_dtype!r}")
+        return DTYPES[model_dtype]
     saved = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     return saved if isinstance(saved, torch.dtype) else DTYPES.get(str(saved), torch.bfloat16)
 
@@ -103,22 +105,24 @@ def load_processor(folder: Path, path: str, trust_remote_code: bool, kwargs: dic
         ) from err
 
 
-def load_model(
-    path: str,
-    device: str = "auto",
-    dtype: str = "auto",
-    attn_implementation: str = "sdpa",
-    processor_kwargs: dict[str, Any] | None = None,
-    cuda_dtype: str | None = None,
-    *,
-    allow_pickle: bool = False,
-    trust_remote_code: bool = False,
-) -> LoadedModel:
-    """Model + processor from ``path``; the text decoder's attention is wrapped for capture.
+def processor_kwargs(model_cfg: ModelConfig) -> dict[str, int]:
+    """The processor's pixel limits the settings give (the checkpoint's own otherwise)."""
+    limits = {"min_pixels": model_cfg.min_pixels, "max_pixels": model_cfg.max_pixels}
+    return {k: int(v) for k, v in limits.items() if v is not None}
 
-    The family (and so the adapter, the auto class and where capture goes) comes from the checkpoint's config.
+
+def load_model(
+    model: ModelConfig | str, device: str = DEFAULTS.device, dtype: str = DEFAULTS.dtype, **settings: Any
+) -> LoadedModel:
+    """Model + processor from a checkpoint folder; the text decoder's attention is wrapped for capture.
+
+    ``model``: the model settings, or a folder path with any :class:`ModelConfig` field as a keyword
+    (``attn_implementation="sdpa"``, ``allow_pickle=True``, ...). The family (and so the adapter, the auto class
+    and where capture goes) comes from the checkpoint's config.
     """
-    ckpt = check_checkpoint(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    cfg = model if isinstance(model, ModelConfig) else ModelConfig(path=str(model), **settings)
+    path = cfg.path
+    ckpt = check_checkpoint(path, allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
     folder, remote_code = ckpt.folder, ckpt.trust_remote_code
     config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=remote_code)
     try:
@@ -126,14 +130,14 @@ def load_model(
     except AttnvizError as err:
         raise AttnvizError(f"model.path={path}: {err}") from None
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device, config, cuda_dtype)
-    processor = load_processor(folder, path, remote_code, processor_kwargs)
+    torch_dtype = resolve_dtype(dtype, torch_device, config, cfg.dtype)
+    processor = load_processor(folder, path, remote_code, processor_kwargs(cfg))
     adapter = adapter_cls(processor, config)
-    inner = resolve_attn_implementation(attn_implementation, torch_device, torch_dtype)
+    inner = resolve_attn_implementation(str(cfg.attn_implementation), torch_device, torch_dtype)
     capture_name = register_capture(inner)
     log.info("loading %s (%s) on %s as %s, attention %s", folder, adapter.family, torch_device, torch_dtype, inner)
     auto_class = AutoModelForCausalLM if adapter.text_only else AutoModelForImageTextToText
-    model = auto_class.from_pretrained(
+    loaded = auto_class.from_pretrained(
         folder,
         dtype=torch_dtype,
         attn_implementation=attention_selection(config, adapter.text_only, capture_name, inner),
@@ -141,5 +145,5 @@ def load_model(
         use_safetensors=ckpt.use_safetensors,
         trust_remote_code=remote_code,
     )
-    model.to(torch_device).eval()
-    return LoadedModel(model, processor, adapter, torch_device, torch_dtype, str(folder))
+    loaded.to(torch_device).eval()
+    return LoadedModel(loaded, processor, adapter, torch_device, torch_dtype, str(folder))
