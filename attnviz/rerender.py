@@ -1,21 +1,28 @@
-"""Trace -> MP4 without a model: used after generation and by ``render_only=<run dir>``."""
+"""Trace -> the run's outputs (video, viewer page, pictures, metadata.json) without a model.
+
+Used after generation (:func:`finish_run`) and by ``render_only=<run dir>`` (:func:`rerender_run`); both go
+through :func:`render_outputs`. Model-free: nothing here imports torch or transformers.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from attnviz.checks import resolve_layer
 from attnviz.errors import AttnvizError
-from attnviz.outputs import prepare_run_dir, read_metadata, video_name, write_json_atomic
+from attnviz.files import METADATA_NAME, TRACE_DIR, input_image_name, video_name
+from attnviz.metadata import COMPLETE, ModelInfo, RunMetadata, TextStart
+from attnviz.outputs import package_versions, prepare_run_dir, token_table
 from attnviz.render import find_text_start, frame_count, render_frames
+from attnviz.schema import RenderConfig, VideoConfig
 from attnviz.trace import Trace, atomic_write, load_trace
-from attnviz.tracing import resolve_layer
 from attnviz.video import write_video
 from attnviz.viewer import write_pictures
 from attnviz.viewer.poster import KeyFrameTap, poster_steps
@@ -26,90 +33,145 @@ log = logging.getLogger(__name__)
 def save_inputs(images: list[Image.Image], trace_dir: Path) -> None:
     """Keep the input images beside the rows, so a run re-renders without its dataset."""
     for index, image in enumerate(images):
-        atomic_write(trace_dir / f"image_{index}.png", lambda f, img=image: img.save(f, format="PNG"))
+        atomic_write(trace_dir / input_image_name(index), lambda f, img=image: img.save(f, format="PNG"))
 
 
 def load_inputs(trace_dir: Path, count: int) -> list[Image.Image]:
     images = []
     for index in range(count):
-        with Image.open(trace_dir / f"image_{index}.png") as image:
+        with Image.open(trace_dir / input_image_name(index)) as image:
             images.append(image.convert("RGB"))
     return images
 
 
-def ground_truth_of(sample: dict[str, Any] | None, render_cfg: Any) -> str | None:
+def ground_truth_of(sample: dict[str, Any] | None, render_cfg: RenderConfig) -> str | None:
     """The sample field drawn as the ground-truth overlay (``render.overlay.ground_truth_key``), if any."""
-    overlay = getattr(render_cfg, "overlay", None)
-    key = getattr(overlay, "ground_truth_key", None)
-    if not sample or not key or not getattr(overlay, "enabled", False):
+    overlay = render_cfg.overlay
+    if not sample or not overlay.ground_truth_key or not overlay.enabled:
         return None
-    value = sample.get(key)
+    value = sample.get(overlay.ground_truth_key)
     return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
 class RenderedVideo:
     path: Path
-    text_start: int  # first sequence position of the text panel
-    start_phrase_found: bool
+    text_start: TextStart
     key_frames: list[tuple[str, np.ndarray]]  # (caption, (H, W, 3) uint8) for the poster, in step order
 
 
 def render_video_file(
-    trace: Trace, layer: int, images: list[Image.Image], render_cfg: Any, video_cfg: Any,
-    *, sample_id: str, start_phrase: str, run_dir: Path, sample: dict[str, Any] | None = None,
+    trace: Trace, layer: int, images: list[Image.Image], render_cfg: RenderConfig, video_cfg: VideoConfig,
+    *, sample: dict[str, Any], start_phrase: str, run_dir: Path,
 ) -> RenderedVideo:
     """Write ``combined_attention_visualization_layer{layer}.mp4`` and keep the poster's key frames on the way.
 
-    ``sample``: the dataset sample, for the ground-truth overlay.
+    ``sample``: the dataset sample (its id for the header, its ground truth for the overlay).
     """
     text_start, found = find_text_start(trace, start_phrase)
     if not found:
         log.warning("start_phrase %r not found; the text panel starts at the last assistant turn", start_phrase)
     video_path = run_dir / video_name(layer)
     frames = render_frames(
-        trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, text_start=text_start,
+        trace, layer, images, render_cfg, video_cfg, sample_id=str(sample.get("id", "")), text_start=text_start,
         ground_truth=ground_truth_of(sample, render_cfg), reuse_buffer=True,
     )
     keys = poster_steps(trace, layer)
     tap = KeyFrameTap(step for step, _ in keys)
     write_video(tap(frames), video_path, video_cfg, total=frame_count(trace))
     kept = [(caption, tap.kept[step]) for step, caption in keys if step in tap.kept]
-    return RenderedVideo(video_path, text_start, found, kept)
+    return RenderedVideo(video_path, TextStart(text_start, found), kept)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What :func:`render_outputs` wrote: metadata's files, the text panel's start, timings."""
+
+    files: dict[str, str]
+    text_start: TextStart
+    timings: dict[str, float]
+
+
+def render_outputs(
+    trace: Trace, layer: int, images: list[Image.Image], render_cfg: RenderConfig, video_cfg: VideoConfig,
+    *, sample: dict[str, Any], start_phrase: str, run_dir: Path, trace_ref: str = TRACE_DIR,
+) -> Rendered:
+    """The video, the viewer page, the poster and the share plot of ``layer`` into ``run_dir``."""
+    t0 = time.perf_counter()
+    video = render_video_file(
+        trace, layer, images, render_cfg, video_cfg, sample=sample, start_phrase=start_phrase, run_dir=run_dir
+    )
+    timings = {"render_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    pictures = write_pictures(
+        trace, layer, images, render_cfg, run_dir, sample_id=str(sample.get("id", "")),
+        text_start=video.text_start.position, key_frames=video.key_frames,
+    )
+    timings["pictures_s"] = time.perf_counter() - t0
+    return Rendered({"video": video.path.name, "trace": trace_ref, **pictures}, video.text_start, timings)
+
+
+@dataclass
+class RunRecord:
+    """What metadata.json says about a generated run besides its outputs: model, sample, prompt, timings, config."""
+
+    model: ModelInfo
+    sample: dict[str, Any]
+    prompt: str
+    timings: dict[str, float]
+    config: dict[str, Any]
+    trace_cache: dict[str, Any] | None = None  # a sweep's shared trace: key, entry, generated
+    extra_files: dict[str, str] = field(default_factory=dict)
+
+
+def finish_run(
+    record: RunRecord, trace: Trace, layer: int, images: list[Image.Image], render_cfg: RenderConfig,
+    video_cfg: VideoConfig, *, start_phrase: str, run_dir: Path,
+) -> Path:
+    """Render ``layer`` of ``trace`` into ``run_dir`` and write metadata.json (last); returns the video's path."""
+    sample = {"id": str(record.sample.get("id", "")), **{k: v for k, v in record.sample.items() if k != "id"}}
+    out = render_outputs(
+        trace, layer, images, render_cfg, video_cfg, sample=sample, start_phrase=start_phrase, run_dir=run_dir
+    )
+    RunMetadata(
+        status=COMPLETE, model=record.model, sample=sample, layer=layer, mode=trace.mode,
+        captured_layers=trace.layers, captured_head_layers=trace.head_layers, prompt=record.prompt,
+        generated_text=trace.generated_text(), prompt_len=trace.prompt_len, n_generated=trace.n_steps,
+        n_frames=frame_count(trace), text_start=out.text_start, images=[asdict(g) for g in trace.images],
+        tokens=token_table(trace), files={**out.files, **record.extra_files},
+        timings={**record.timings, **out.timings}, versions=package_versions(), config=record.config,
+        trace_cache=record.trace_cache,
+    ).save(run_dir)
+    log.info("wrote %s", run_dir / out.files["video"])
+    return run_dir / out.files["video"]
 
 
 def rerender_run(
-    source: str | Path, layer_idx: int, render_cfg: Any, video_cfg: Any, start_phrase: str, run_dir: Path
+    source: str | Path, layer_idx: int, render_cfg: RenderConfig, video_cfg: VideoConfig, start_phrase: str,
+    run_dir: Path,
 ) -> Path:
     """Re-render a finished run's trace with another layer or style into ``run_dir``; no model is loaded."""
     source = Path(source).expanduser()
-    if not (source / "metadata.json").is_file():
-        raise AttnvizError(f"render_only={source} holds no metadata.json; point it at a finished run directory")
-    meta = read_metadata(source)
-    if meta.get("status") != "complete":
-        raise AttnvizError(f"render_only={source} is not a complete run (status {meta.get('status')!r}); re-run it")
-    trace = load_trace(source / "trace")
-    layer = resolve_layer(layer_idx, int(meta["model"]["num_layers"]))
+    if not (source / METADATA_NAME).is_file():
+        raise AttnvizError(f"render_only={source} holds no {METADATA_NAME}; point it at a finished run directory")
+    meta = RunMetadata.load(source)
+    if not meta.complete or meta.model is None:
+        raise AttnvizError(f"render_only={source} is not a complete run (status {meta.status!r}); re-run it")
+    trace = load_trace(source / TRACE_DIR)
+    layer = resolve_layer(layer_idx, meta.model.num_layers)
     if layer not in trace.layers:
         raise AttnvizError(
             f"layer_idx={layer_idx} was not captured in {source} (captured: {trace.layers}); "
             "generate again with capture.layers=all"
         )
     prepare_run_dir(run_dir, keep_metadata=run_dir.resolve() == source.resolve())
-    t0 = time.perf_counter()
-    images = load_inputs(source / "trace", len(trace.images))
-    sample_id = str(meta["sample"].get("id", ""))
-    video = render_video_file(
-        trace, layer, images, render_cfg, video_cfg, sample_id=sample_id, start_phrase=start_phrase, run_dir=run_dir,
-        sample=meta["sample"],
+    images = load_inputs(source / TRACE_DIR, len(trace.images))
+    out = render_outputs(
+        trace, layer, images, render_cfg, video_cfg, sample=meta.sample, start_phrase=start_phrase,
+        run_dir=run_dir, trace_ref=str(source / TRACE_DIR),
     )
-    pictures = write_pictures(trace, layer, images, render_cfg, run_dir, sample_id=sample_id,
-                              text_start=video.text_start, key_frames=video.key_frames)
-    meta.update(
-        layer=layer, source_run=str(source.resolve()),
-        files={"video": video.path.name, "trace": str(source / "trace"), **pictures},
-        text_start={"position": video.text_start, "start_phrase_found": video.start_phrase_found},
-        timings={"render_s": time.perf_counter() - t0},
-    )
-    write_json_atomic(run_dir / "metadata.json", meta)
-    return video.path
+    replace(
+        meta, layer=layer, source_run=str(source.resolve()), files=out.files, text_start=out.text_start,
+        timings=out.timings,
+    ).save(run_dir)
+    return run_dir / out.files["video"]

@@ -25,19 +25,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from attnviz.analysis import TOKEN_KINDS
+from attnviz.chat import ChatFormat
 from attnviz.errors import AttnvizError
-from attnviz.trace_store import (
-    HEADER,
-    TRACE_FORMAT,
-    TraceWriter,
-    atomic_write,
-    heads_file,
-    open_rows,
-    rows_file,
-)
+from attnviz.files import TRACE_DIR, heads_file, rows_file
+from attnviz.trace_store import HEADER, TRACE_FORMAT, TraceWriter, atomic_write, open_rows
 
-TOKEN_KINDS = ("text", "image", "special")
-__all__ = ["ImageGeometry", "Trace", "TRACE_FORMAT", "atomic_write", "load_trace", "save_trace", "trace_header"]
+__all__ = [
+    "TOKEN_KINDS", "ImageGeometry", "Trace", "TRACE_FORMAT", "atomic_write", "load_trace", "save_trace", "trace_header"
+]
 
 
 @dataclass(frozen=True)
@@ -108,6 +104,7 @@ class Trace:
     rows: dict[int, Any] = field(default_factory=dict)  # layer -> (T, S - 1) rows, head-averaged, see module doc
     heads: dict[int, Any] = field(default_factory=dict)  # layer -> (T, H, S - 1) per-head rows, where captured
     mode: str = "generate"  # generate | replay: how the answer tokens came about
+    chat_format: ChatFormat = field(default_factory=lambda: ChatFormat.from_json(None))  # the template's markers
 
     @property
     def n_steps(self) -> int:
@@ -148,6 +145,7 @@ def trace_header(trace: Trace) -> dict[str, Any]:
         "prompt_len": trace.prompt_len,
         "images": [asdict(g) for g in trace.images],
         "mode": trace.mode,
+        "chat_format": trace.chat_format.to_json(),
     }
 
 
@@ -168,7 +166,7 @@ def save_trace(trace: Trace, directory: str | os.PathLike, dtype: str = "float32
 def find_trace_dir(path: str | os.PathLike) -> Path:
     """A run directory (holding ``trace/``) or a trace folder itself -> the trace folder; clear errors otherwise."""
     path = Path(path).expanduser()
-    for candidate in (path, path / "trace"):
+    for candidate in (path, path / TRACE_DIR):
         if (candidate / HEADER).is_file():
             return candidate
     if any(path.glob("trace/.*.part")) or any(path.glob(".*.part")):
@@ -181,14 +179,15 @@ def load_trace(path: str | os.PathLike) -> Trace:
     directory = find_trace_dir(path)
     header = json.loads((directory / HEADER).read_text())
     prompt_len, n_steps = header["prompt_len"], len(header["token_ids"]) - header["prompt_len"]
-    if header.get("format", 1) == 1:  # dense (T, S - 1) .npy files
-        rows = {int(ly): np.load(directory / f"layer_{int(ly):03d}.npy") for ly in header["layers"]}
-        heads: dict[int, Any] = {}
-    else:
-        dtype, n_heads = header["dtype"], header["n_heads"]
-        rows = {ly: open_rows(directory, rows_file(ly), dtype, prompt_len, n_steps) for ly in header["layers"]}
-        heads = {ly: open_rows(directory, heads_file(ly), dtype, prompt_len, n_steps, n_heads)
-                 for ly in header["head_layers"]}
+    if header.get("format") != TRACE_FORMAT:
+        raise AttnvizError(
+            f"{directory / HEADER} is trace format {header.get('format', 1)}; this attnviz reads format "
+            f"{TRACE_FORMAT}: run it again to rebuild the trace"
+        )
+    dtype, n_heads = header["dtype"], header["n_heads"]
+    rows = {ly: open_rows(directory, rows_file(ly), dtype, prompt_len, n_steps) for ly in header["layers"]}
+    heads = {ly: open_rows(directory, heads_file(ly), dtype, prompt_len, n_steps, n_heads)
+             for ly in header["head_layers"]}
     return Trace(
         token_ids=header["token_ids"],
         token_texts=header["token_texts"],
@@ -198,4 +197,5 @@ def load_trace(path: str | os.PathLike) -> Trace:
         rows=rows,
         heads=heads,
         mode=header.get("mode", "generate"),
+        chat_format=ChatFormat.from_json(header.get("chat_format")),
     )

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from attnviz.analysis import row_offset
+from attnviz.files import TRACE_HEADER as HEADER
+from attnviz.files import heads_file, rows_file
+
 TRACE_FORMAT = 2
-HEADER = "trace.json"
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
@@ -38,17 +42,14 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
         raise
 
 
-def rows_file(layer: int) -> str:
-    return f"layer_{layer:03d}.rows"
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def heads_file(layer: int) -> str:
-    return f"layer_{layer:03d}.heads"
-
-
-def row_offset(step: int, prompt_len: int) -> int:
-    """Values before row ``step`` when row i holds ``prompt_len + i`` values."""
-    return step * prompt_len + step * (step - 1) // 2
+def json_text(payload: Any, **kwargs: Any) -> str:
+    """``json.dumps(payload, ensure_ascii=False)`` whose text always encodes as UTF-8: a lone surrogate (a broken
+    token's text) becomes its ``\\uXXXX`` escape, which every JSON reader turns back into the same string."""
+    text = json.dumps(payload, ensure_ascii=False, **kwargs)
+    return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class RaggedRows:

@@ -20,8 +20,8 @@ import imageio_ffmpeg
 import numpy as np
 from tqdm import tqdm
 
-from attnviz.config import VideoConfig
 from attnviz.errors import EncodeError, one_line
+from attnviz.schema import VideoConfig
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from attnviz.config import RenderConfig, VideoConfig  # noqa: E402
 from attnviz.render import find_font, find_text_start, render_frames  # noqa: E402
-from attnviz.render.colors import colormap_lut, normalize_weights  # noqa: E402
+from attnviz.render.colors import colormap_lut, normalise  # noqa: E402
 from attnviz.trace import ImageGeometry, Trace  # noqa: E402
 from attnviz.video import write_video  # noqa: E402
 
@@ -104,7 +104,7 @@ def naive_frame(trace: Trace, step: int, images, width: int, height: int, fonts,
     start, _ = find_text_start(trace, "Based on the following requirements")
     current = trace.prompt_len + step
     shown = [p for p in range(start, current + 1) if trace.token_kinds[p] != "image"]
-    weights = normalize_weights(row[shown[:-1]], 0.4)
+    weights = normalise(row[shown[:-1]], "step", gamma=0.4)
     x, y, half, lh = 10, 60, width // 2, fonts.line_height
     draw.text((10, 10), f"layer {LAYER} step {step + 1}/{trace.n_steps}", fill=(0, 0, 0), font=fonts.primary)
     for i, p in enumerate(shown):
@@ -124,7 +124,7 @@ def naive_frame(trace: Trace, step: int, images, width: int, height: int, fonts,
 def _naive_images(canvas: Image.Image, row, geoms, images, half: int, lut) -> None:
     positions = np.concatenate([np.asarray(g.positions) for g in geoms])
     joint = np.zeros(len(row), dtype=np.float32)
-    joint[positions] = normalize_weights(row[positions], 0.4)
+    joint[positions] = normalise(row[positions], "step", gamma=0.4)
     box_h = (canvas.height - 80) // len(geoms)
     for i, (g, im) in enumerate(zip(geoms, images, strict=True)):
         scale = min((canvas.width - half - 20) / im.width, (box_h - 10) / im.height)

@@ -12,7 +12,7 @@ from PIL import Image, ImageFont
 from attnviz.config import RenderConfig, VideoConfig
 from attnviz.errors import AttnvizError
 from attnviz.render import FontSet, FrameRenderer, find_font, find_text_start, frame_count, render_frames
-from attnviz.render.colors import CURRENT_TOKEN_RGB, colormap_lut, normalize_weights
+from attnviz.render.colors import CURRENT_TOKEN_RGB, colormap_lut, normalise
 from attnviz.render.fonts import font_charset
 from attnviz.render.image_panel import cell_edges, coverage, fit_size, tile_boxes
 from attnviz.render.text_panel import display_text, layout_tokens
@@ -67,9 +67,9 @@ def token_pixels(r: FrameRenderer, frame: np.ndarray, token_text: str) -> np.nda
 
 
 def test_normalize_weights_renorm_minmax_gamma():
-    np.testing.assert_allclose(normalize_weights(np.array([1.0, 2.0, 3.0]), 0.5), [0, 0.5**0.5, 1], rtol=1e-6)
-    assert normalize_weights(np.array([5.0, 5.0]), 0.4).tolist() == [0, 0]  # no range: all low
-    assert normalize_weights(np.array([]), 0.4).size == 0
+    np.testing.assert_allclose(normalise(np.array([1.0, 2.0, 3.0]), "step", gamma=0.5), [0, 0.5**0.5, 1], rtol=1e-6)
+    assert normalise(np.array([5.0, 5.0]), "step", gamma=0.4).tolist() == [0, 0]  # no range: all low
+    assert normalise(np.array([]), "step", gamma=0.4).size == 0
 
 
 def test_colormaps():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attnviz.checks import resolve_layer, resolve_layers
 from attnviz.errors import AttnvizError
 from attnviz.trace import ImageGeometry, Trace, load_trace, save_trace
-from attnviz.tracing import resolve_layer, resolve_layers
 
 
 @pytest.mark.parametrize("idx,expected", [(0, 0), (3, 3), (-1, 3), (-4, 0)])

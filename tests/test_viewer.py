@@ -13,20 +13,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attnviz.analysis import answer_segments, first_answer_step, key_frames, kind_shares
 from attnviz.config import RenderConfig
 from attnviz.trace import Trace
 from attnviz.viewer import POSTER_NAME, SHARE_NAME, VIEWER_NAME, build_payload, render_page, write_pictures
-from attnviz.viewer.analysis import (
+from attnviz.viewer.payload import (
     SINK_FIRST,
     SINK_SPECIAL,
     SINK_SYSTEM,
-    answer_segments,
-    attention_shares,
-    first_answer_step,
-    key_frames,
+    PageSettings,
+    decode_rows,
+    encode_rows,
+    pick_layers,
     sink_flags,
 )
-from attnviz.viewer.payload import PageSettings, decode_rows, encode_rows, pick_layers
 from tests.viewer_fixture import ANSWER, IMG_TOKEN, PEAK_STEP, SCRIPT_TOKEN, make_images, make_trace, text_start
 
 
@@ -110,7 +110,7 @@ def test_key_frames_are_first_answer_token_peak_and_last_token():
 
 def test_shares_split_each_row_by_token_kind():
     trace = make_trace()
-    shares = attention_shares(trace, 1)
+    shares = kind_shares(trace, 1)
     np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-6)
     kinds = np.array(trace.token_kinds)
     for t in (0, PEAK_STEP, trace.n_steps - 1):
@@ -123,7 +123,11 @@ def test_sink_flags_mark_special_tokens_position_zero_and_the_system_turn():
     trace = make_trace()
     flags = sink_flags(trace)
     special = np.array(trace.token_kinds) == "special"
-    np.testing.assert_array_equal(flags & SINK_SPECIAL > 0, special)
+    # the page's "special" category is the video's special tokens plus the chat template's role headers and turn ends
+    scaffolding = {i for i, t in enumerate(trace.token_texts[:-1]) if t in ("system", "user", "assistant", "\n")
+                   and trace.token_texts[i - 1] in ("<|im_start|>", "system", "user", "assistant", "<|im_end|>")}
+    expected = sorted({*np.flatnonzero(special), *scaffolding})
+    np.testing.assert_array_equal(np.flatnonzero(flags & SINK_SPECIAL), expected)
     assert flags[0] & SINK_FIRST and not (flags[1:] & SINK_FIRST).any()
     system_end = trace.token_texts.index("<|im_end|>") + 1  # the system turn ends with the first <|im_end|>
     np.testing.assert_array_equal(np.flatnonzero(flags & SINK_SYSTEM), np.arange(system_end))
@@ -197,14 +201,13 @@ def test_poster_stacks_half_size_frames_under_their_captions():
 
 
 def test_strongest_image_attention_is_the_largest_single_cell_not_the_largest_total():
-    from types import SimpleNamespace
-
+    from attnviz.analysis import peak_image_shares
     from attnviz.trace import ImageGeometry
-    from attnviz.viewer.analysis import peak_image_shares
 
     # one text token, then a 2x2 image at positions 1..4; two steps
-    rows = [np.array([0.1, 0.225, 0.225, 0.225, 0.225]),  # step 0: 90 % on the image, spread evenly
-            np.array([0.4, 0.5, 0.05, 0.0, 0.05, 0.0])]  # step 1: 60 % on the image, 50 % on one cell
-    trace = SimpleNamespace(n_steps=2, images=[ImageGeometry(0, 1, 2, 2, 28, 28)], row=lambda layer, t: rows[t])
+    rows = np.array([[0.1, 0.225, 0.225, 0.225, 0.225, 0.0],  # step 0: 90 % on the image, spread evenly
+                     [0.4, 0.5, 0.05, 0.0, 0.05, 0.0]])  # step 1: 60 % on the image, 50 % on one cell
+    kinds = ["text", "image", "image", "image", "image", "text", "text"]
+    trace = Trace(list(range(7)), ["t"] * 7, kinds, 5, images=[ImageGeometry(0, 1, 2, 2, 28, 28)], rows={0: rows})
     assert peak_image_shares(trace, 0) == pytest.approx([0.225, 0.5])
     assert int(np.argmax(peak_image_shares(trace, 0))) == 1  # the total share would have picked step 0

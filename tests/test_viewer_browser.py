@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attnviz.analysis import sink_mask
 from attnviz.config import RenderConfig
-from attnviz.render.colors import colormap_lut, normalize_weights
+from attnviz.render.colors import colormap_lut, normalise
 from attnviz.viewer import build_payload, settings_from_render, write_page
 from attnviz.viewer.screenshot import READY, find_chromium, launch
 from tests.viewer_fixture import (
@@ -169,7 +170,7 @@ def test_heatmap_colours_are_the_video_colours(viewer):
     np.testing.assert_allclose(_pixel(viewer, image, r, c), _blend(IMAGE_RGB[image], lut[-1]), atol=2)
     row = viewer.trace.row(layer, PEAK_STEP).astype(np.float16).astype(np.float64)
     positions = np.concatenate([np.asarray(g.positions) for g in viewer.trace.images])
-    scaled = dict(zip(positions.tolist(), normalize_weights(row[positions], 0.4), strict=True))
+    scaled = dict(zip(positions.tolist(), normalise(row[positions], "step", gamma=0.4), strict=True))
     g0 = viewer.trace.images[0]
     expected = lut[int(np.rint(scaled[g0.token_start] * 255))]
     np.testing.assert_allclose(_pixel(viewer, 0, 0, 0), _blend(IMAGE_RGB[0], expected), atol=2)
@@ -221,8 +222,8 @@ def test_normalisation_modes_match_the_python_reference(viewer):
     row = viewer.trace.row(3, PEAK_STEP).astype(np.float64)
     values = row[text_start(viewer.trace) :]
     js = "([v, mode, gamma, range]) => Array.from(window.attnviz.core.normalize(v, mode, gamma, range))"
-    np.testing.assert_allclose(viewer.js(js, [values.tolist(), "step", 0.4, None]), normalize_weights(values, 0.4),
-                               atol=1e-6)
+    expected = normalise(values, "step", gamma=0.4)
+    np.testing.assert_allclose(viewer.js(js, [values.tolist(), "step", 0.4, None]), expected, atol=1e-6)
     decades = viewer.js("() => window.attnviz.core.LOG_DECADES")
     np.testing.assert_allclose(viewer.js(js, [values.tolist(), "log", 0.4, None]), _log_reference(values, decades),
                                atol=1e-9)
@@ -241,11 +242,13 @@ def test_sink_exclusion_leaves_special_tokens_out_of_the_scale(viewer):
     trace, layer = viewer.trace, viewer.trace.layers[-1]
     row = trace.row(layer, PEAK_STEP).astype(np.float16).astype(np.float64)
     viewer.page.check("#ex-special")
-    special = [p for p in range(len(row)) if trace.token_kinds[p] == "special"]
+    # the page's "special" category: special tokens and the chat template's scaffolding (role headers, turn ends)
+    flags = sink_mask(trace.token_texts, trace.token_kinds, ["special", "chat_template"], chat=trace.chat_format)
+    special = [p for p in range(len(row)) if flags[p]]
     share = re.search(r"([0-9.]+)% of the row", viewer.page.text_content("#excluded")).group(1)
     assert float(share) == pytest.approx(100 * row[special].sum() / row.sum(), abs=0.051)
     shown = [p for p in range(text_start(trace), len(row)) if trace.token_kinds[p] == "text"]
-    scaled = normalize_weights(row[shown], 0.4)
+    scaled = normalise(row[shown], "step", gamma=0.4)
     lut = colormap_lut("red_green")
     for p, v in list(zip(shown, scaled, strict=True))[:5]:
         color = viewer.page.eval_on_selector(f'.tok[data-pos="{p}"]', "s => getComputedStyle(s).color")

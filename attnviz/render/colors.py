@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from attnviz.schema import Norm
+
 LUT_SIZE = 256
 BACKGROUND_RGB = (22, 24, 29)  # dark panels: red, green and blue glyphs all stay readable on them
 HEADER_RGB = (228, 230, 235)  # header and caption text
@@ -43,7 +45,7 @@ def colormap_lut(name: str, n: int = LUT_SIZE) -> np.ndarray:
     return np.round(rgba[:, :3] * 255).astype(np.uint8)
 
 
-NORM_MODES = ("step", "global", "log")
+NORM_MODES = tuple(m.value for m in Norm)
 
 
 def renormalise(weights: np.ndarray) -> np.ndarray:
@@ -108,13 +110,3 @@ def scale_of(rows) -> tuple[float, float]:
     return (0.0, 0.0) if lo > hi else (lo, hi)
 
 
-def normalize_weights(weights: np.ndarray, gamma: float) -> np.ndarray:
-    """The predecessor's scale: :func:`normalise` with ``mode="step"``."""
-    return normalise(weights, "step", gamma=gamma)
-
-
-def weights_to_rgb(weights: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """(...,) weights in 0..1 -> (..., 3) uint8 colours from an (n, 3) lookup table."""
-    n = len(lut)
-    idx = np.clip(np.rint(np.asarray(weights) * (n - 1)), 0, n - 1).astype(np.intp)
-    return lut[idx]

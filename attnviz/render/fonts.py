@@ -2,6 +2,10 @@
 
 Which characters a font can draw is read from its cmap (fontTools, a matplotlib dependency), so text the fonts
 cannot draw is reported once instead of silently turning into boxes.
+
+Whatever a model writes must not stop a render: every string :class:`FontSet` measures or draws first goes through
+:func:`drawable`, which turns the characters the text shaper (raqm) cannot lay out, and other invisible controls,
+into visible escapes; text Pillow still rejects is drawn fully escaped.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -37,6 +42,34 @@ LINE_SPACING = 0.3  # extra space between lines, as a fraction of the font size
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
+# Drawn as escapes (\x1c, \u2029, \ud800): the C0/C1 controls, the line and paragraph separators and lone
+# surrogates. raqm fails the whole layout ("raqm_layout() failed") on the paragraph separators (bidi class B);
+# a scan of U+0000..U+10FFFF with raqm 0.11 / FriBiDi 1.0 found exactly \n \r \x1c \x1d \x1e \x85 \u2029, all
+# in this class. The other controls draw as nothing or a box, and a lone surrogate is no text at all (it fails
+# to encode as UTF-8). All of these are non-printable, so str.isprintable() is an exact fast path.
+UNDRAWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Line breaks and tabs: the text panel lays them out, one-line text shows them escaped; not worth a warning.
+LAYOUT_CHARS = frozenset("\n\r\t\u2028\u2029")
+LAYOUT_ERRORS = (RuntimeError, ValueError, OSError)  # what Pillow raises for text it cannot lay out
+
+
+def escape(ch: str) -> str:
+    r"""One character as a Python escape: ``\x1c``, ``\u2029``, ``\ud800``, ``\n``."""
+    return ch.encode("unicode_escape").decode("ascii")
+
+
+def drawable(text: str) -> str:
+    r"""``text`` as it can be drawn on one line: controls, line/paragraph separators and lone surrogates as visible
+    escapes (``"a\x1cb"`` -> ``"a\\x1cb"``); all else, RTL, combining marks and emoji included, unchanged."""
+    if text.isprintable():  # the usual case, at C speed: none of UNDRAWABLE is printable
+        return text
+    return UNDRAWABLE.sub(lambda m: escape(m.group()), text)
+
+
+def escaped_all(text: str) -> str:
+    """Every character outside printable ASCII escaped: the last resort for text Pillow will not lay out."""
+    return text.encode("unicode_escape").decode("ascii")
+
 
 @dataclass(frozen=True)
 class FontSet:
@@ -50,6 +83,7 @@ class FontSet:
     ascent: int  # baseline offset from the top of a line
     line_height: int
     warned: set[str] = field(default_factory=set, compare=False)  # characters already reported
+    given_up: dict[str, str] = field(default_factory=dict, compare=False)  # text Pillow rejected -> what is drawn
 
     def font_for(self, ch: str) -> Font:
         if self.fallback is None or _covers(self.primary_chars, ch) or not _covers(self.fallback_chars, ch):
@@ -67,7 +101,11 @@ class FontSet:
         return list(seen)
 
     def text_width(self, text: str) -> float:
-        return sum(_length(font, run) for font, run in self._runs(text))
+        shown = self.shown(text)
+        try:
+            return self._width(shown)
+        except LAYOUT_ERRORS as err:
+            return self._width(self._give_up(text, err))
 
     def render_mask(self, text: str) -> np.ndarray:
         """(line_height, ceil(width)) uint8 coverage of ``text`` drawn on one line (no newlines)."""
@@ -78,16 +116,49 @@ class FontSet:
 
     def draw(self, draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fill) -> None:
         """Draw one line of ``text`` with its top-left at ``xy``, each character in a font that has it."""
+        shown = self.shown(text)
+        try:
+            self._draw(draw, xy, shown, fill)
+        except LAYOUT_ERRORS as err:
+            self._draw(draw, xy, self._give_up(text, err), fill)
+
+    def shown(self, text: str) -> str:
+        """What is drawn for ``text``: :func:`drawable` of it (naming new escaped characters in one warning)."""
+        if self.given_up and text in self.given_up:
+            return self.given_up[text]
+        if text.isprintable():
+            return text
+        self.warn_escaped(text)
+        return drawable(text)
+
+    def _width(self, shown: str) -> float:
+        return sum(_length(font, run) for font, run in self._runs(shown))
+
+    def _draw(self, draw: ImageDraw.ImageDraw, xy: tuple[float, float], shown: str, fill) -> None:
         x, top = xy
-        for font, run in self._runs(text):
+        runs = self._runs(shown)
+        advances = [_length(font, run) for font, run in runs]  # first: text Pillow rejects fails before any pixel
+        for (font, run), advance in zip(runs, advances, strict=True):
             if isinstance(font, ImageFont.FreeTypeFont):
                 draw.text((x, top + self.ascent), run, font=font, fill=fill, anchor="ls")
             else:  # bitmap fonts know no anchors
                 draw.text((x, top), run, font=font, fill=fill)
-            x += _length(font, run)
+            x += advance
+
+    def _give_up(self, text: str, err: Exception) -> str:
+        """The fully escaped form of ``text``, remembered; the first such text of this font set is logged."""
+        if not self.given_up:
+            log.warning(
+                "font %s: Pillow could not lay out the text %s (%s: %s); such text is drawn fully escaped",
+                self.name, ascii(text[:80]), type(err).__name__, err,
+            )
+        self.given_up[text] = escaped_all(text)
+        return self.given_up[text]
 
     def _runs(self, text: str) -> list[tuple[Font, str]]:
         """Split ``text`` into maximal runs drawn with the same font."""
+        if self.fallback is None:  # one font draws everything (and long tokens are not rebuilt char by char)
+            return [(self.primary, text)] if text else []
         runs: list[tuple[Font, str]] = []
         for ch in text:
             font = self.font_for(ch)
@@ -97,8 +168,23 @@ class FontSet:
                 runs.append((font, ch))
         return runs
 
+    def warn_escaped(self, text: str) -> list[str]:
+        """Log ONE warning naming the characters of ``text`` drawn as escapes (not reported before; line breaks
+        and tabs are layout, not reported)."""
+        found = dict.fromkeys(UNDRAWABLE.findall(text))
+        new = [ch for ch in found if ch not in LAYOUT_CHARS and ch not in self.warned]
+        self.warned.update(new)
+        if new:
+            names = ", ".join(f"{escape(ch)} (U+{ord(ch):04X})" for ch in new[:20])
+            more = f" and {len(new) - 20} more" if len(new) > 20 else ""
+            log.warning("token text holds %d character(s) that cannot be drawn: %s%s; they are shown as escapes",
+                        len(new), names, more)
+        return new
+
     def warn_missing(self, text: str) -> list[str]:
-        """Log ONE warning naming the characters of ``text`` no font can draw (not reported before)."""
+        """Log ONE warning naming the characters of ``text`` no font can draw (not reported before), and one naming
+        those drawn as escapes (:meth:`warn_escaped`)."""
+        self.warn_escaped(text)
         missing = [ch for ch in self.missing_chars(text) if ch not in self.warned]
         self.warned.update(missing)
         if missing:

@@ -14,16 +14,16 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
-from attnviz.config import RenderConfig, VideoConfig
+from attnviz.analysis import image_positions, segment_labels, sink_mask
 from attnviz.render.colors import BACKGROUND_RGB, CURRENT_TOKEN_RGB, EXCLUDED_RGB, POINT_RGB, TRUTH_RGB, colormap_lut
 from attnviz.render.fonts import FontSet, find_font
 from attnviz.render.header import draw_static, frame_line, settings_note
 from attnviz.render.image_panel import ImagePanel
 from attnviz.render.marks import point_stamps
-from attnviz.render.overlays import completion_steps, parse_points, place_points, segment_labels
-from attnviz.render.sinks import sink_mask
+from attnviz.render.overlays import completion_steps, parse_points, place_points
 from attnviz.render.text_panel import TextPanel
 from attnviz.render.weights import RowSource, Weigher
+from attnviz.schema import RenderConfig, VideoConfig
 from attnviz.trace import Trace
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def fit_font(cfg: RenderConfig, width: int, height: int) -> FontSet:
     """The configured font, shrunk (to MIN_FONT_SIZE at least) until the text panel of a ``width`` x ``height``
     frame holds MIN_TEXT_LINES lines of MIN_LINE_CHARS characters."""
     pad = panel_pad(width, height)
-    cjk = getattr(cfg, "cjk_font_path", None)
+    cjk = cfg.cjk_font_path
     for size in range(cfg.font_size, min(cfg.font_size, MIN_FONT_SIZE) - 1, -1):
         fonts = find_font(cfg.font_path, size, cjk)
         body_h = height - (2 * fonts.line_height + 2 * pad) - 2 * pad
@@ -93,13 +93,12 @@ class FrameRenderer:
         self.positions = np.array(  # (N,) sequence positions of the text panel's tokens
             [p for p in range(max(0, text_start), len(kinds)) if kinds[p] != "image"], dtype=np.int64
         )
-        image_positions = np.concatenate(  # (I,) every image token, all images
-            [np.asarray(g.positions, dtype=np.int64) for g in trace.images] or [np.zeros(0, np.int64)]
+        self.excluded = sink_mask(
+            trace.token_texts, kinds, render_cfg.exclude, render_cfg.exclude_positions, chat=trace.chat_format
         )
-        self.excluded = sink_mask(trace.token_texts, kinds, render_cfg.exclude, render_cfg.exclude_positions)
         self.any_excluded = bool(self.excluded.any())
         self.weigher = Weigher(
-            source, self.positions, image_positions, self.excluded,
+            source, self.positions, image_positions(trace.images), self.excluded,
             render_cfg.norm, render_cfg.gamma, render_cfg.log_decades,
         )
         lh = self.fonts.line_height

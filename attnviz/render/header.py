@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attnviz.analysis import quote
 from attnviz.render.colors import BACKGROUND_RGB, CURRENT_TOKEN_RGB, EXCLUDED_RGB, HEADER_RGB, MUTED_RGB
 from attnviz.render.fonts import FontSet
 
 ROW_NOTE = "frame shows the attention that produced the blue token"
-MAX_TOKEN_CHARS = 40  # the header quotes at most this much of the current token
 NORM_NAMES = {"step": "per-step min-max", "global": "one scale for all steps", "log": "log scale"}
 
 
@@ -22,14 +22,6 @@ def settings_note(heads, norm: str, gamma: float, decades: float) -> str:
     how = NORM_NAMES.get(norm, norm)
     how += f", {decades:g} decades" if norm == "log" else f" γ{gamma:g}"
     return f"{who} · {how}"
-
-
-def quote(text: str) -> str:
-    """A token as the header shows it: escapes visible, long tokens shortened."""
-    shown = text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    if len(shown) > MAX_TOKEN_CHARS:
-        shown = shown[: MAX_TOKEN_CHARS - 1] + "…"
-    return f'"{shown}"'
 
 
 def draw_static(canvas: Image.Image, fonts: FontSet, lut: np.ndarray, pad: int, note: str, sinks: bool) -> None:

@@ -1,6 +1,6 @@
-"""Overlays read from text: coordinates in the answer (and the ground truth), ``<think>``/``<answer>`` segments.
+"""Overlays read from text: coordinates in the answer and the ground truth, placed on the images.
 
-Pure functions: the frame code turns their results into pixels; the viewer can reuse them as they are.
+Pure functions: the frame code turns their results into pixels.
 
 Coordinates are found with ``render.overlay.regex`` (named groups ``x`` and ``y``, optional ``image``: the
 1-based image number, default image 1) and placed on the image by ``render.overlay.space``:
@@ -19,13 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnviz.config import OverlayConfig
 from attnviz.errors import AttnvizError
+from attnviz.schema import OverlayConfig, Space
 from attnviz.trace import ImageGeometry
 
 DEFAULT_REGEX = OverlayConfig().regex  # "(x, y)" or "[x, y]", optionally after "image N"
-SPACES = ("norm1000", "pixels", "model_pixels", "cells")
-SEGMENT_TAGS = ("think", "answer")
 
 
 @dataclass(frozen=True)
@@ -76,35 +74,13 @@ def to_unit(point: Point, space: str, geom: ImageGeometry, source_size: tuple[in
         return point.x / geom.pixel_w, point.y / geom.pixel_h
     if space == "cells":
         return (point.x + 0.5) / geom.grid_w, (point.y + 0.5) / geom.grid_h
-    raise AttnvizError(f"render.overlay.space={space!r}: use one of {', '.join(SPACES)}")
+    raise AttnvizError(f"render.overlay.space={space!r}: use one of {', '.join(s.value for s in Space)}")
 
 
 def completion_steps(token_texts: list[str], points: list[Point]) -> list[int]:
     """For points parsed from ``"".join(token_texts)``: the index of the token that completes each one."""
     ends = np.cumsum([len(t) for t in token_texts]).tolist()  # end offset of each token
     return [min(bisect.bisect_left(ends, p.end), len(token_texts) - 1) for p in points]
-
-
-def segment_labels(token_texts: list[str]) -> list[str]:
-    """Per token: ``"think"`` / ``"answer"`` when it lies in (or opens or closes) such a segment, else ``""``.
-
-    Tags are found in the joined text, so a tag split over several tokens (``<``, ``think``, ``>``) counts.
-    An unclosed segment runs to the end.
-    """
-    text = "".join(token_texts)
-    state = np.zeros(len(text), dtype=np.int8)  # 0: outside, k: inside SEGMENT_TAGS[k - 1]
-    for k, tag in enumerate(SEGMENT_TAGS, start=1):
-        for opened in re.finditer(f"<{tag}>", text):
-            closed = text.find(f"</{tag}>", opened.end())
-            end = len(text) if closed < 0 else closed + len(tag) + 3
-            state[opened.start() : end] = k
-    labels, at = [], 0
-    for token in token_texts:
-        span = state[at : at + len(token)]
-        inside = span[span > 0]
-        labels.append(SEGMENT_TAGS[inside[0] - 1] if len(inside) else "")
-        at += len(token)
-    return labels
 
 
 def place_points(

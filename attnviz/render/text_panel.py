@@ -6,18 +6,17 @@ a frame is one vectorised blend of the pixels of the tokens shown so far, each p
 
 from __future__ import annotations
 
-import bisect
 import math
 import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
+from attnviz.analysis import assistant_start, char_offsets, token_at
 from attnviz.render.colors import BACKGROUND_RGB, CURRENT_TOKEN_RGB
 from attnviz.render.fonts import FontSet
 from attnviz.trace import Trace
 
-ASSISTANT_HEADER = "<|im_start|>assistant"
 LEVELS = 32  # glyph coverage levels kept for antialiasing (steps of 8/255 are invisible)
 PIXEL = np.dtype("V3")  # one RGB pixel as an opaque 3-byte item: one copy per pixel, not three
 TAB = "    "
@@ -27,37 +26,29 @@ def find_text_start(trace: Trace, start_phrase: str | None) -> tuple[int, bool]:
     """(sequence position where the text panel starts, whether ``start_phrase`` was found).
 
     Found: the first token whose span covers the first character of the phrase's first occurrence in the
-    concatenated token texts. Otherwise: just after the last ``<|im_start|>assistant`` header of the prompt
-    (and its newline), i.e. the last assistant turn; ``prompt_len`` (the generated answer) if there is none.
+    concatenated token texts. Otherwise: the start of the prompt's last assistant turn, by the trace's chat format
+    (:func:`attnviz.analysis.assistant_start`); ``prompt_len`` (the generated answer) if there is none.
     """
-    offsets = np.cumsum([0] + [len(t) for t in trace.token_texts])  # (S + 1,) char offset of each token
     text = "".join(trace.token_texts)
     at = text.find(start_phrase) if start_phrase else -1
     if at >= 0:
-        return _token_at(offsets, at), True
-    prompt_text = text[: offsets[trace.prompt_len]]
-    header = prompt_text.rfind(ASSISTANT_HEADER)
-    if header < 0:
-        return trace.prompt_len, False
-    end = header + len(ASSISTANT_HEADER)
-    while end < len(prompt_text) and prompt_text[end] == "\n":
-        end += 1
-    return (_token_at(offsets, end) if end < len(prompt_text) else trace.prompt_len), False
-
-
-def _token_at(offsets: np.ndarray, char: int) -> int:
-    """Index of the (non-empty) token whose span [offsets[i], offsets[i+1]) holds character ``char``."""
-    return bisect.bisect_right(offsets.tolist(), char) - 1
+        return token_at(char_offsets(trace.token_texts), at), True
+    start = assistant_start(trace.token_texts, trace.prompt_len, trace.chat_format)
+    return (trace.prompt_len if start is None else start), False
 
 
 def display_text(text: str) -> str:
-    """Token text as drawn: tabs expanded, line separators as newlines, invisible controls (\\r, ZWJ) dropped."""
+    """Token text as drawn: tabs expanded, line separators as newlines, \\r and invisible format characters (ZWJ,
+    bidi marks) dropped. Other controls (\\x1c, NUL) are kept so FontSet draws them as visible escapes: a token
+    made of them must not vanish from the panel."""
+    if text.isprintable():  # the usual case: nothing to change
+        return text
     out = []
     for ch in text.replace("\t", TAB):
         category = unicodedata.category(ch)
         if ch == "\n" or category in ("Zl", "Zp"):
             out.append("\n")
-        elif category not in ("Cc", "Cf"):
+        elif ch != "\r" and category != "Cf":
             out.append(ch)
     return "".join(out)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from attnviz.analysis import excluded_share
 from attnviz.errors import AttnvizError
 from attnviz.render.colors import NORM_MODES, normalise, scale_of
-from attnviz.render.sinks import excluded_share
 from attnviz.trace import Trace
 
 HEAD_MODES = ("mean", "max")

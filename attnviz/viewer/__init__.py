@@ -5,16 +5,17 @@ so ``render_only`` rewrites all three."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from attnviz.files import POSTER_NAME, SHARE_NAME, VIEWER_NAME
+from attnviz.schema import RenderConfig
 from attnviz.trace import Trace
-from attnviz.viewer.page import VIEWER_NAME, render_page, write_page
+from attnviz.viewer.page import render_page, write_page
 from attnviz.viewer.payload import build_payload, settings_from_render
-from attnviz.viewer.poster import POSTER_NAME, write_poster
-from attnviz.viewer.share_plot import SHARE_NAME, write_share_plot
+from attnviz.viewer.poster import write_poster
+from attnviz.viewer.share_plot import write_share_plot
 
 __all__ = [
     "POSTER_NAME",
@@ -34,7 +35,7 @@ def write_pictures(
     trace: Trace,
     layer: int,
     images: list[Image.Image],
-    render_cfg: Any,
+    render_cfg: RenderConfig,
     run_dir: Path,
     *,
     sample_id: str,
@@ -49,6 +50,6 @@ def write_pictures(
         trace, images, settings_from_render(render_cfg, layer), sample_id=sample_id, text_start=text_start, title=title
     )
     viewer = write_page(payload, run_dir)
-    poster = write_poster(key_frames, run_dir / POSTER_NAME, font_path=getattr(render_cfg, "font_path", None))
+    poster = write_poster(key_frames, run_dir / POSTER_NAME, font_path=render_cfg.font_path)
     share = write_share_plot(trace, layer, run_dir / SHARE_NAME)
     return {"viewer": viewer.name, "poster": poster.name, "attention_share": share.name}

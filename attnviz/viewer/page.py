@@ -11,14 +11,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from attnviz.files import VIEWER_NAME
 from attnviz.trace import atomic_write
+from attnviz.trace_store import json_text
 
-VIEWER_NAME = "viewer.html"
+__all__ = ["VIEWER_NAME", "json_for_html", "render_page", "write_page"]
 SCRIPT_FILES = ("viewer_core.js", "viewer_ui.js")
 
 
@@ -28,7 +29,7 @@ def _asset(name: str) -> str:
 
 def json_for_html(payload: dict[str, Any]) -> str:
     """JSON that cannot close its ``<script>`` block or open markup, whatever the strings hold."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    text = json_text(payload, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

@@ -19,14 +19,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from attnviz.analysis import answer_segments, row_starts, sink_mask
 from attnviz.render.colors import CURRENT_TOKEN_RGB, colormap_lut
+from attnviz.schema import Norm, RenderConfig
 from attnviz.trace import Trace
-from attnviz.viewer.analysis import answer_segments, sink_flags
 
 log = logging.getLogger(__name__)
 
 PAGE_COLORMAPS = ("red_green", "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "coolwarm", "gray")
-NORMALIZATIONS = ("step", "global", "log")
+# Sink categories a page can leave out of the colour scale (bit flags, one int per sequence position).
+SINK_SPECIAL = 1  # special tokens and the chat template's scaffolding (role headers, turn ends, vision markers)
+SINK_FIRST = 2  # position 0, where attention sinks gather
+SINK_SYSTEM = 4  # the system turn of the chat template
 MAX_ROW_BYTES = 48 * 2**20  # all embedded layers together, before base64
 MAX_IMAGE_SIDE = 640  # images are embedded at most this large (they are shown at about this size)
 JPEG_ABOVE_BYTES = 200_000  # a PNG larger than this is embedded as JPEG instead
@@ -38,7 +42,7 @@ class PageSettings:
 
     layer: int
     colormap: str = "red_green"
-    normalization: str = "step"  # step | global | log
+    normalization: Norm = Norm.step  # type: ignore[valid-type]
     gamma: float = 0.4
     exclude: tuple[str, ...] = ()  # sink categories left out of the scale: "special", "first", "system"
     tint_alpha: float = 0.45
@@ -51,21 +55,31 @@ PAGE_SINKS = {"bos": "first", "system": "system", "special": "special", "vision_
               "chat_template": "special"}
 
 
-def settings_from_render(render_cfg: Any, layer: int) -> PageSettings:
-    """The page's first settings from the run's render config (keys it lacks keep the defaults), so the page
-    opens as close to the video as its categories allow."""
-    defaults = PageSettings(layer=layer)
-    exclude = [PAGE_SINKS.get(str(e), str(e)) for e in (getattr(render_cfg, "exclude", None) or ())]
-    norm = getattr(render_cfg, "norm", None) or getattr(render_cfg, "normalization", defaults.normalization)
+def settings_from_render(render_cfg: RenderConfig, layer: int) -> PageSettings:
+    """The page's first settings from the run's render config, so the page opens as close to the video as its
+    categories allow."""
+    exclude = [PAGE_SINKS[str(group)] for group in render_cfg.exclude]
     return PageSettings(
         layer=layer,
-        colormap=str(getattr(render_cfg, "colormap", defaults.colormap)),
-        normalization=str(norm),
-        gamma=float(getattr(render_cfg, "gamma", defaults.gamma)),
+        colormap=render_cfg.colormap,
+        normalization=Norm(str(render_cfg.norm)),
+        gamma=float(render_cfg.gamma),
         exclude=tuple(dict.fromkeys(exclude)),
-        tint_alpha=float(getattr(render_cfg, "tint_alpha", defaults.tint_alpha)),
-        grid_lines=bool(getattr(render_cfg, "grid_lines", defaults.grid_lines)),
+        tint_alpha=float(render_cfg.tint_alpha),
+        grid_lines=bool(render_cfg.grid_lines),
     )
+
+
+def sink_flags(trace: Trace) -> np.ndarray:
+    """(S,) uint8 sink categories per position (SINK_* bits), from the trace's own chat format."""
+    def group(name: str) -> np.ndarray:
+        return sink_mask(trace.token_texts, trace.token_kinds, [name], chat=trace.chat_format)
+
+    flags = np.zeros(len(trace.token_ids), dtype=np.uint8)
+    flags[group("special") | group("chat_template")] |= SINK_SPECIAL
+    flags[group("bos")] |= SINK_FIRST
+    flags[group("system")] |= SINK_SYSTEM
+    return flags
 
 
 def encode_rows(trace: Trace, layer: int) -> bytes:
@@ -78,13 +92,13 @@ def encode_rows(trace: Trace, layer: int) -> bytes:
 def decode_rows(data: bytes, prompt_len: int, n_steps: int) -> list[np.ndarray]:
     """Inverse of :func:`encode_rows` (the page does the same in JavaScript); for tests and tools."""
     flat = np.frombuffer(data, dtype="<f2").astype(np.float32)
-    starts = [t * prompt_len + t * (t - 1) // 2 for t in range(n_steps + 1)]
+    starts = row_starts(prompt_len, n_steps)
     return [flat[starts[t] : starts[t + 1]] for t in range(n_steps)]
 
 
 def pick_layers(trace: Trace, first: int, max_bytes: int) -> tuple[list[int], list[int]]:
     """(layers embedded, layers left out): ``first`` always, then the others in order while they fit."""
-    per_layer = 2 * (trace.n_steps * trace.prompt_len + trace.n_steps * (trace.n_steps - 1) // 2)
+    per_layer = 2 * int(row_starts(trace.prompt_len, trace.n_steps)[-1])  # float16 values of one layer
     kept, left_out = [first], []
     for layer in trace.layers:
         if layer == first:
@@ -150,7 +164,7 @@ def build_payload(
         "settings": {
             "layer": settings.layer,
             "colormap": settings.colormap,
-            "normalization": settings.normalization if settings.normalization in NORMALIZATIONS else "step",
+            "normalization": str(settings.normalization),
             "gamma": settings.gamma,
             "exclude": list(settings.exclude),
             "tint_alpha": settings.tint_alpha,

@@ -1,5 +1,5 @@
 """``poster.png``: the video's key frames (the first answer token, the strongest image attention, the last token:
-:func:`attnviz.viewer.analysis.key_frames`), one above the other at half size, each under a caption, for papers
+:func:`attnviz.analysis.key_frames`), one above the other at half size, each under a caption, for papers
 and READMEs.
 
 The frames are the video's own, kept while the video streams (:class:`KeyFrameTap`): the poster never disagrees
@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attnviz.analysis import key_frames
+from attnviz.files import POSTER_NAME
 from attnviz.render.colors import BACKGROUND_RGB, HEADER_RGB
 from attnviz.render.fonts import FontSet, find_font
 from attnviz.trace import Trace, atomic_write
-from attnviz.viewer.analysis import key_frames
 
-POSTER_NAME = "poster.png"
+__all__ = ["POSTER_NAME", "KeyFrameTap", "compose_poster", "poster_steps", "write_poster"]
 SCALE = 2  # frames are shown at 1/SCALE of the video's size
 CAPTION_PT = 18  # caption font size, in poster pixels
 GAP = 6  # poster pixels between key frames
@@ -40,7 +41,7 @@ class KeyFrameTap:
 
 
 def poster_steps(trace: Trace, layer: int) -> list[tuple[int, str]]:
-    """[(step, caption)]: the key frames (:func:`attnviz.viewer.analysis.key_frames`) with their step numbers."""
+    """[(step, caption)]: the key frames (:func:`attnviz.analysis.key_frames`) with their step numbers."""
     return [(step, f"{label} · step {step + 1} of {trace.n_steps}") for step, label in key_frames(trace, layer)]
 
 

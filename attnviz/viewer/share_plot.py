@@ -1,20 +1,23 @@
 """``attention_share.png``: over the steps, where each step's attention went (image / text / special tokens), and
-the image share of every captured layer. Drawn with matplotlib's Agg backend, no pyplot state.
+the image share of every captured layer. Drawn with matplotlib's Agg backend, no pyplot state; matplotlib is
+imported when a plot is drawn, so reading this module costs nothing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from attnviz.analysis import SHARE_KINDS, answer_segments, kind_shares, quote
+from attnviz.files import SHARE_NAME
 from attnviz.trace import Trace, atomic_write
-from attnviz.viewer.analysis import SHARE_KINDS, answer_segments, attention_shares
 
-SHARE_NAME = "attention_share.png"
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["SHARE_NAME", "fixed_grid", "write_share_plot"]
 SHARE_COLORS = ("#4c9be8", "#8fd18b", "#b0b3ba")  # image, text, special
 SEGMENT_COLORS = {"think": "#b48cff", "answer": "#ffc857"}
 MAX_TICK_LABELS = 48  # up to this many steps, the share plot labels each step with its token
@@ -35,19 +38,19 @@ def fixed_grid(fig: Figure, rows: int, widths: list[float], height: float, margi
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, facecolor="white"))
     return path
 
 
-def _short(text: str, limit: int = 24) -> str:
-    shown = text.replace("\n", "\\n").replace("\t", "\\t")
-    return '"' + (shown[: limit - 1] + "…" if len(shown) > limit else shown) + '"'
-
-
 def write_share_plot(trace: Trace, layer: int, path: Path, *, max_layers: int = 12) -> Path:
     """Share of each step's row on image / text / special tokens (stacked), and the image share per layer."""
-    shares = attention_shares(trace, layer)  # (T, 3)
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    shares = kind_shares(trace, layer)  # (T, 3)
     steps = np.arange(1, trace.n_steps + 1)
     others = trace.layers if len(trace.layers) <= max_layers else _spread(trace.layers, max_layers)
     labelled = trace.n_steps <= MAX_TICK_LABELS  # tokens under the steps, written upwards
@@ -68,7 +71,7 @@ def write_share_plot(trace: Trace, layer: int, path: Path, *, max_layers: int = 
         axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         if n_axes == 2:
             for other in others:
-                axes[1].plot(steps, attention_shares(trace, other)[:, 0], lw=2.2 if other == layer else 1.0,
+                axes[1].plot(steps, kind_shares(trace, other)[:, 0], lw=2.2 if other == layer else 1.0,
                              label=f"layer {other}")
             axes[1].set_ylim(0, 1)
             axes[1].set_ylabel("image share")
@@ -93,5 +96,5 @@ def _step_ticks(ax, trace: Trace, steps: np.ndarray) -> None:
     ax.set_xlim(0.5, trace.n_steps + 0.5)
     ax.set_xlabel("step (generated token)")
     if trace.n_steps <= MAX_TICK_LABELS:
-        labels = [_short(t, 12) for t in trace.token_texts[trace.prompt_len :]]
+        labels = [quote(t, 12) for t in trace.token_texts[trace.prompt_len :]]
         ax.set_xticks(steps, labels, rotation=90, fontfamily="monospace", fontsize=7)

@@ -1,6 +1,7 @@
 "use strict";
 // attnviz viewer, part 1: pure functions (decoding, weight normalisation, colours). No DOM here.
-// The normalisation mirrors attnviz.render.colors.normalize_weights: clip at 0, renormalise to sum 1, min-max
+// The normalisation is a JavaScript copy of attnviz.render.colors.normalise (the page runs offline, without
+// Python; tests/test_viewer_browser.py checks that both agree): clip at 0, renormalise to sum 1, min-max
 // scale, then w ** gamma. "global" takes min and max over every step of the layer; "log" min-max scales log10
 // of the weights per step, floored 4 decades under the step's largest weight (gamma does not apply).
 const attnvizCore = (() => {
@@ -93,7 +94,7 @@ const attnvizCore = (() => {
     return Number.isFinite(lo) ? [lo, hi] : [0, 0];
   }
 
-  function colorOf(lut, v) {  // mirrors attnviz.render.colors.weights_to_rgb
+  function colorOf(lut, v) {  // the 256-entry table lookup the video's panels do (FrameRenderer)
     const n = lut.length / 3, i = Math.min(n - 1, Math.max(0, Math.round(v * (n - 1))));
     return [lut[3 * i], lut[3 * i + 1], lut[3 * i + 2]];
   }
