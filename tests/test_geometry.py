@@ -35,7 +35,7 @@ def _inputs(adapter, images):
 def test_two_images_of_different_grids(adapter):
     images = [Image.new("RGB", (224, 224)), Image.new("RGB", (308, 252))]
     inputs = _inputs(adapter, images)
-    geometry = adapter.image_geometry(inputs)
+    geometry = adapter.image_geometry(inputs, [image.size for image in images])
     assert [(g.grid_h, g.grid_w) for g in geometry] == [(8, 8), (9, 11)]
     assert [(g.pixel_h, g.pixel_w) for g in geometry] == [(224, 224), (252, 308)]
     ids = inputs["input_ids"][0]
@@ -47,7 +47,7 @@ def test_two_images_of_different_grids(adapter):
 @pytest.mark.parametrize("image_index,k", [(0, 0), (0, 37), (1, 0), (1, 50), (1, 98)])
 def test_one_hot_row_lights_cell_k_of_the_right_image(adapter, image_index, k):
     images = [Image.new("RGB", (224, 224)), Image.new("RGB", (308, 252))]
-    geometry = adapter.image_geometry(_inputs(adapter, images))
+    geometry = adapter.image_geometry(_inputs(adapter, images), [image.size for image in images])
     seq_len = geometry[-1].token_start + geometry[-1].n_tokens + 5
     row = np.zeros(seq_len, dtype=np.float32)
     row[geometry[image_index].token_start + k] = 1.0
@@ -62,7 +62,7 @@ def test_token_k_covers_the_pixels_of_cell_k(adapter, cell):
     """Known answer from pixels: a white cell at (row, col) lands in merged token row * w + col."""
     image = _bright_cell_image((308, 252), cell, 28)
     inputs = _inputs(adapter, [image])
-    (g,) = adapter.image_geometry(inputs)
+    (g,) = adapter.image_geometry(inputs, [image.size])
     merge = adapter.processor.image_processor.merge_size
     # pixel_values: (n_patches, C·T·P·P), merge² consecutive patches per merged token, tokens in raster order
     patch_means = inputs["pixel_values"].float().mean(dim=1).reshape(g.n_tokens, merge * merge).mean(dim=1)

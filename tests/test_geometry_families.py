@@ -13,8 +13,10 @@ import pytest
 import torch
 from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers.image_processing_utils import select_best_resolution
 
 from attnviz.models import adapter_for
+from attnviz.models.llava_next import unpadded_grid
 from tests.twins import FAMILIES
 
 VISION = [f for f in FAMILIES if f != "text"]
@@ -33,7 +35,7 @@ def adapters(twin_dir):
 
 def _geometry(adapter, images):
     inputs = adapter.prepare_inputs(adapter.build_prompt("Where?", len(images)), images)
-    return inputs, adapter.image_geometry(inputs)
+    return inputs, adapter.image_geometry(inputs, [image.size for image in images])
 
 
 def _spot_image(size: tuple[int, int], centre: tuple[float, float], radius: float) -> Image.Image:
@@ -123,14 +125,18 @@ def _packed_patch_brightness(model, adapter, inputs) -> list[torch.Tensor]:
     for pixels, n_tiles in zip(inputs["pixel_values"], tiles, strict=True):  # (max_tiles, C, tile, tile)
         means = pixels[:n_tiles].float().mean(dim=1).reshape(n_tiles, side, patch, side, patch).mean(dim=(2, 4))
         features.append(means.reshape(n_tiles, side * side, 1))  # (tiles, side², 1): a 1-d "feature" per patch
-    newline = torch.full((1,), float("nan"))  # marks the newline tokens
-    kwargs = {"image_newline": newline}
+    packed, _ = model.model.pack_image_features(features, inputs["image_sizes"], **_pack_kwargs(model))
+    return [p[:, 0] for p in packed]
+
+
+def _pack_kwargs(model) -> dict:
+    """``pack_image_features``'s family-specific arguments; the newline token's 1-d feature is NaN (marks it)."""
+    kwargs = {"image_newline": torch.full((1,), float("nan"))}
     if "vision_feature_select_strategy" in model.model.pack_image_features.__code__.co_varnames:
         kwargs["vision_feature_select_strategy"] = "default"
     else:
         kwargs["vision_aspect_ratio"] = model.config.vision_aspect_ratio
-    packed, _ = model.model.pack_image_features(features, inputs["image_sizes"], **kwargs)
-    return [p[:, 0] for p in packed]
+    return kwargs
 
 
 def _tiles_per_image(model, inputs) -> list[int]:
@@ -178,3 +184,59 @@ def test_anyres_spot_lights_its_cell_of_the_stitched_grid(twin_dir, adapters, fa
     cells = geometry[which].cell_weights(row)
     assert not np.isnan(cells).any()  # no newline token among the cells
     assert np.unravel_index(cells.argmax(), cells.shape) == cell
+
+
+# (W, H): wide, tall, square, odd roundings, extreme aspects, and (OneVision) grids past anyres_max_9's shrink
+ANYRES_SIZES = [
+    (100, 70), (60, 150), (56, 56), (113, 57), (57, 113), (300, 40), (40, 300), (336, 300), (300, 336), (1000, 230),
+]
+
+
+def _model_grid(model, width: int, height: int) -> tuple[int, int, int]:
+    """(tokens, rows, cols) of one image alone as the model's own ``pack_image_features`` lays it out: the rows are
+    its newline tokens; cols the cells per row."""
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    vision = model.config.vision_config
+    side = vision.image_size // vision.patch_size
+    tiles = image_size_to_num_patches((height, width), model.config.image_grid_pinpoints, vision.image_size)
+    features = [torch.zeros(tiles, side * side, 1)]  # base tile + grid tiles, one 1-d feature per patch
+    (packed,), _ = model.model.pack_image_features(features, torch.tensor([[height, width]]), **_pack_kwargs(model))
+    rows = int(torch.isnan(packed[:, 0]).sum())
+    return len(packed), rows, (len(packed) - side * side - rows) // rows
+
+
+@pytest.mark.parametrize("family", ["llava_next", "llava_onevision"])
+def test_unpadded_grid_matches_the_models_packing(twin_dir, adapters, family):
+    """Our restatement of transformers' unpadding (and OneVision's shrink) against the model's own packing: when
+    this fails, transformers changed that arithmetic and ``attnviz.models.llava_next`` must follow."""
+    adapter = adapters(family)
+    model = AutoModelForImageTextToText.from_pretrained(twin_dir(family), local_files_only=True)
+    shrunk = 0
+    for width, height in ANYRES_SIZES:
+        layout = adapter.stitched_layout(height, width)
+        tokens, rows, cols = _model_grid(model, width, height)
+        assert (layout.n_tokens, layout.grid_h, layout.grid_w) == (tokens, rows, cols), (
+            f"{family} {width}x{height}: attnviz's unpadded_grid/shrunk_grid say {layout.grid_h}x{layout.grid_w} "
+            f"({layout.n_tokens} tokens), transformers' pack_image_features packs {rows}x{cols} ({tokens} tokens)"
+        )
+        tile, side = adapter._tile()
+        best_h, best_w = select_best_resolution([height, width], model.config.image_grid_pinpoints)
+        shrunk += (rows, cols) != unpadded_grid(height, width, best_h // tile, best_w // tile, side)
+    assert (shrunk > 0) == (family == "llava_onevision")  # the shrink is exercised, and OneVision's only
+
+
+@pytest.mark.parametrize("family", ["llava_next", "llava_onevision"])
+def test_unpadded_grid_matches_the_processors_private_helper(adapters, family):
+    """Where the processor still has its private helper, it counts the same tokens (its placeholders)."""
+    adapter = adapters(family)
+    helper = getattr(adapter.processor, "_get_unpadded_features", None)
+    if helper is None:
+        pytest.skip(f"{type(adapter.processor).__name__} has no private _get_unpadded_features in this transformers; "
+                    "test_unpadded_grid_matches_the_models_packing is the check")
+    tile, side = adapter._tile()
+    for width, height in ANYRES_SIZES:
+        best_h, best_w = select_best_resolution([height, width], adapter.config.image_grid_pinpoints)
+        tokens, rows = helper(height, width, side, side, best_h // tile, best_w // tile)
+        layout = adapter.stitched_layout(height, width)
+        assert (layout.grid_h * layout.grid_w, layout.grid_h) == (tokens, rows), (family, width, height)

@@ -7,6 +7,7 @@ from typing import Any
 
 from PIL import Image
 
+from attnviz.chat import KNOWN_FORMATS, NO_FORMAT, ChatFormat
 from attnviz.trace import ImageGeometry
 
 
@@ -23,22 +24,20 @@ class ModelAdapter(ABC):
 
     family: str = ""
     model_types: tuple[str, ...] = ()  # config.model_type values this adapter handles
+    # the chat templates its checkpoints ship, most common first (none stated: every known format is tried)
+    chat_formats: tuple[ChatFormat, ...] = ()
     text_only: bool = False  # loaded with AutoModelForCausalLM instead of AutoModelForImageTextToText
 
     def __init__(self, processor: Any, config: Any):
         self.processor = processor
         self.config = config
         self.tokenizer = getattr(processor, "tokenizer", processor)
-        # (width, height) of the images of the latest prepare_inputs call: families that crop or pad need the
-        # caller's image size to say which part of it the grid covers
-        self.image_sizes: list[tuple[int, int]] = []
 
     def build_prompt(self, question: str, n_images: int) -> str:
         return chat_prompt(self.processor, question, n_images)
 
     def prepare_inputs(self, prompt: str, images: list[Image.Image]) -> dict[str, Any]:
         """Processor output (tensors, batch of one) ready for ``model.generate``."""
-        self.image_sizes = [image.size for image in images]
         return dict(self.processor(text=[prompt], images=images or None, return_tensors="pt"))
 
     def image_token_id(self) -> int | None:
@@ -46,6 +45,30 @@ class ModelAdapter(ABC):
         supported vision family names it ``image_token_id`` in its config."""
         return getattr(self.config, "image_token_id", None)
 
+    def chat_format(self, prompt: str) -> ChatFormat:
+        """The format of a prompt :meth:`build_prompt` wrote: see :func:`pick_chat_format`."""
+        return pick_chat_format(prompt, self.chat_formats)
+
     @abstractmethod
-    def image_geometry(self, inputs: dict[str, Any]) -> list[ImageGeometry]:
-        """Per image: where its tokens start and the grid they tile, from the processor's output."""
+    def image_geometry(self, inputs: dict[str, Any], image_sizes: list[tuple[int, int]]) -> list[ImageGeometry]:
+        """Per image: where its tokens start and the grid they tile, from the processor's output.
+
+        ``image_sizes``: (width, height) of the caller's images, in prompt order (``PIL.Image.size``); families
+        whose grid covers only part of the image (a centre crop, a padded square) say which part from them.
+        """
+
+
+def pick_chat_format(prompt: str, formats: tuple[ChatFormat, ...]) -> ChatFormat:
+    """The format whose assistant header ends ``prompt`` (a generation prompt ends with it), else the first whose
+    header occurs in it; ``formats`` first, then every known format (a checkpoint fine-tuned with another family's
+    template); NO_FORMAT when none fits (a bare question: no scaffolding to find).
+
+    Ending first: a question may quote another template's header, the generation prompt cannot end with it.
+    """
+    candidates = [f for f in dict.fromkeys((*formats, *KNOWN_FORMATS)) if f.assistant]
+    end = prompt.rstrip()
+    for fits in (lambda f: end.endswith(f.assistant.rstrip()), lambda f: f.assistant in prompt):
+        for chat in candidates:
+            if fits(chat):
+                return chat
+    return NO_FORMAT

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from attnviz.chat import CHATML, VICUNA
 from attnviz.errors import AttnvizError
 from attnviz.models.base import ModelAdapter
 from attnviz.trace import ImageGeometry
@@ -60,12 +61,15 @@ def crop_box(width: int, height: int, image_processor: Any) -> tuple[float, floa
 class LlavaAdapter(ModelAdapter):
     family = "LLaVA-1.5"
     model_types = ("llava",)
+    chat_formats = (VICUNA, CHATML)  # llava-1.5 / bakLlava; llava-interleave (Qwen) checkpoints are llava too
 
-    def image_geometry(self, inputs: dict[str, Any]) -> list[ImageGeometry]:
+    def image_geometry(self, inputs: dict[str, Any], image_sizes: list[tuple[int, int]]) -> list[ImageGeometry]:
         pixels = inputs.get("pixel_values")  # (N, C, H, W)
         if pixels is None:
             return []
         n_images, (pixel_h, pixel_w) = pixels.shape[0], tuple(pixels.shape[-2:])
+        if len(image_sizes) != n_images:
+            raise AttnvizError(f"{len(image_sizes)} image sizes given for the {n_images} processed images")
         patch = int(self.config.vision_config.patch_size)
         grid_h, grid_w = pixel_h // patch, pixel_w // patch
         positions = image_token_positions(inputs["input_ids"][0], self.image_token_id())
@@ -74,12 +78,11 @@ class LlavaAdapter(ModelAdapter):
         if extra not in (0, 1):
             raise AttnvizError(f"{per_image} tokens per image do not tile a {grid_h}x{grid_w} grid")
         chunks = split_counts(positions, [per_image] * n_images)
-        sizes = self.image_sizes if len(self.image_sizes) == n_images else [None] * n_images
         return [
             ImageGeometry(
                 index, chunk[extra], grid_h, grid_w, pixel_h, pixel_w,
                 cell_positions=None if chunk[-1] - chunk[0] == per_image - 1 else chunk[extra:],
-                view_box=crop_box(*size, self.processor.image_processor) if size else None,
+                view_box=crop_box(*size, self.processor.image_processor),
             )
-            for index, (chunk, size) in enumerate(zip(chunks, sizes, strict=True))
+            for index, (chunk, size) in enumerate(zip(chunks, image_sizes, strict=True))
         ]

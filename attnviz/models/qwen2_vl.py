@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from attnviz.chat import CHATML
 from attnviz.errors import AttnvizError
 from attnviz.models.base import ModelAdapter
 from attnviz.trace import ImageGeometry
@@ -29,12 +30,14 @@ def placeholder_runs(input_ids: torch.Tensor, token_id: int) -> list[tuple[int, 
 class Qwen2VLAdapter(ModelAdapter):
     family = "Qwen2-VL"
     model_types = ("qwen2_vl",)
+    chat_formats = (CHATML,)  # Qwen2-VL, Qwen2.5-VL and Qwen3-VL alike
 
     def _patch_and_merge(self) -> tuple[int, int]:
         image_processor = self.processor.image_processor
         return int(image_processor.patch_size), int(image_processor.merge_size)
 
-    def image_geometry(self, inputs: dict[str, Any]) -> list[ImageGeometry]:
+    def image_geometry(self, inputs: dict[str, Any], image_sizes: list[tuple[int, int]]) -> list[ImageGeometry]:
+        # the whole image is resized, never cropped: the grid covers all of it and the sizes are not needed
         grids = inputs.get("image_grid_thw")
         if grids is None:
             return []
