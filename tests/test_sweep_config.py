@@ -24,6 +24,12 @@ def test_run_directories_are_named_by_their_swept_values(tmp_path):
     long_a = sweep_subdir(str(tmp_path), ["layer_idx=" + "1" * 300], 0)
     long_b = sweep_subdir(str(tmp_path), ["layer_idx=" + "1" * 299 + "2"], 0)
     assert len(long_a.encode()) <= 200 and long_a != long_b
+    # glob() lists config-group options only inside Hydra: the key still counts as swept
+    record["hydra"]["overrides"]["task"] = [*task, "model=glob(qwen*)"]
+    OmegaConf.save(OmegaConf.create(record), tmp_path / "multirun.yaml")
+    assert sweep_subdir(str(tmp_path), [*job, "model=qwen2_vl_2b_instruct"], 7) == (
+        "layer_idx=20,model=qwen2_vl_2b_instruct,sample_idx=3"
+    )
 
 
 @pytest.mark.parametrize(
@@ -34,6 +40,8 @@ def test_run_directories_are_named_by_their_swept_values(tmp_path):
         (["layer_idx=-1"], {}, [-1]),
         (["sample_idx=0,1"], {"layer_idx": "1,2"}, [1, 2]),
         (["sample_idx=0,1", "render.colormap=viridis"], {}, []),
+        (["layer_idx=3,4"], {"layer_idx": "1,2"}, [3, 4]),  # the command line replaces params, as in the sweeper
+        (["layer_idx=interval(0,4)"], {}, []),  # an optimising sweeper's: captured job by job
     ],
 )
 def test_swept_layers(overrides, params, expected):

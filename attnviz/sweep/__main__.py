@@ -1,7 +1,8 @@
 """``python -m attnviz.sweep <sweep dir>``: (re)write a sweep's summary.json, plot and index.html.
 
 For a sweep whose launcher stopped before the end (a job killed by the scheduler, an interrupted session).
-Exit code 1 when a job is not complete.
+Exit code 1 when a job is not complete (failed, stopped early or never started). Imports no torch or
+transformers: it runs on a login node.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from attnviz.sweep.summary import expected_jobs, write_summary
+from attnviz.files import INDEX_HTML
+from attnviz.sweep.overrides import MULTIRUN_RECORD
+from attnviz.sweep.summary import all_complete, expected_jobs, outcome, unfinished, write_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a directory; pass a sweep directory (multirun/<date>/<time>)")
         return 2
-    multirun = args.sweep_dir / "multirun.yaml"  # the basic sweeper's record of the sweep
+    multirun = args.sweep_dir / MULTIRUN_RECORD  # the sweeper's record of the sweep
     expected = expected_jobs(OmegaConf.load(multirun)) if multirun.is_file() else None
     summary = write_summary(args.sweep_dir, expected)
-    print(f"{summary['n_complete']} of {summary['n_jobs']} runs complete -> {args.sweep_dir / 'index.html'}")
-    return 0 if summary["n_failed"] == 0 else 1
+    print(f"{outcome(summary)} -> {args.sweep_dir / INDEX_HTML}")
+    if all_complete(summary):
+        return 0
+    for line in unfinished(summary):
+        print(f"  {line}")
+    return 1
 
 
 if __name__ == "__main__":

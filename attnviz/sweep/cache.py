@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from PIL import Image
 
+from attnviz.config import plain as plain_config
+from attnviz.files import TRACE_DIR
 from attnviz.outputs import write_json_atomic
 from attnviz.rerender import save_inputs
 from attnviz.trace import Trace, load_trace, save_trace
@@ -40,8 +41,10 @@ MODEL_KEYS = ("path", "attn_implementation", "min_pixels", "max_pixels")
 
 
 def trace_key(cfg: Any, sample_fields: dict[str, Any], images: list[Image.Image]) -> str:
-    """Hash of what decides the generated tokens and their rows (not the layer, not the rendering)."""
-    plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    """Hash of what decides the generated tokens and their rows (not the layer, not the rendering).
+
+    ``cfg``: the run's settings (an AppConfig, a composed config, or either as plain data)."""
+    plain = plain_config(cfg)
     payload = {
         "model": {k: plain["model"].get(k) for k in MODEL_KEYS},
         "device": plain["device"],
@@ -88,14 +91,14 @@ class SharedTrace:
 def read_entry(entry: Path) -> tuple[Trace, dict[str, Any]] | None:
     if not (entry / PRODUCER).is_file():
         return None
-    return load_trace(entry / "trace"), json.loads((entry / PRODUCER).read_text())
+    return load_trace(entry / TRACE_DIR), json.loads((entry / PRODUCER).read_text())
 
 
 def publish(entry: Path, trace: Trace, images: list[Image.Image], info: dict[str, Any], dtype: str) -> None:
     """Write the entry under a temporary name, then rename it into place (replacing an older entry)."""
     tmp = entry.with_name(f".{entry.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_inputs(images, save_trace(trace, tmp / "trace", dtype))
+    save_inputs(images, save_trace(trace, tmp / TRACE_DIR, dtype))
     write_json_atomic(tmp / PRODUCER, info)
     if entry.exists():  # an entry lacking layers this job needs: readers hold the lock, so swapping is safe
         old = entry.with_name(f".{entry.name}.old-{os.getpid()}")
@@ -108,12 +111,12 @@ def publish(entry: Path, trace: Trace, images: list[Image.Image], info: dict[str
 
 def link_trace(entry: Path, run_dir: Path) -> None:
     """Give ``run_dir/trace`` the entry's files: hard links, or copies across file systems."""
-    dest = run_dir / "trace"
+    dest = run_dir / TRACE_DIR
     if dest.is_symlink() or dest.is_file():
         dest.unlink()
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    for src in sorted((entry / "trace").iterdir()):
+    for src in sorted((entry / TRACE_DIR).iterdir()):
         try:
             os.link(src, dest / src.name)
         except OSError:

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from attnviz.files import INDEX_HTML, TRACES_DIR
 from attnviz.sweep.cache import add_planned_layers
-from attnviz.sweep.layout import TRACES_DIR
-from attnviz.sweep.plan import swept_layers
-from attnviz.sweep.summary import expected_jobs, write_summary
+from attnviz.sweep.overrides import from_config
+from attnviz.sweep.plan import sweep_layers
+from attnviz.sweep.summary import all_complete, expected_jobs, outcome, unfinished, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,7 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.perf_counter()
         cache_dir = cache_dir_of(config)
-        params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-        layers = swept_layers(config.hydra.overrides.task, params)
+        layers = sweep_layers(from_config(config))
         if cache_dir is not None and layers:
             # Whichever job of a sample runs first captures every layer the sweep renders.
             add_planned_layers(cache_dir, layers)
@@ -50,13 +50,12 @@ class SweepSummary(Callback):
             # Hydra turns a callback's exception into a warning; a sweep without its summary is not a success.
             log.exception("writing the sweep summary failed")
             sys.exit(1)
-        log.info(
-            "sweep: %d of %d runs complete, %d generations; %s",
-            summary["n_complete"], summary["n_jobs"], summary["generate_calls"], sweep_dir / "index.html",
+        done = all_complete(summary)
+        (log.info if done else log.error)(
+            "sweep: %s, %d generations; %s", outcome(summary), summary["generate_calls"], sweep_dir / INDEX_HTML
         )
-        if summary["n_failed"]:
-            for job in summary["jobs"]:
-                if job["status"] != "complete":
-                    log.error("%s %s: %s", job["dir"] or job["overrides"], job["status"], job.get("error"))
+        if not done:
+            for line in unfinished(summary):
+                log.error("%s", line)
             # SystemExit is not an Exception: Hydra lets it through, so the sweep's exit code says it failed.
             sys.exit(1)

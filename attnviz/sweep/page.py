@@ -6,14 +6,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from attnviz.trace import TOKEN_KINDS, atomic_write
+from attnviz.analysis import SHARE_KINDS
+from attnviz.sweep.summary import all_complete, outcome
+from attnviz.trace_store import atomic_write
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.failed td, tr.incomplete td, tr.not-started td { background: #fde8e8; }
+tr.failed td, tr.incomplete td, tr.not-started td, tr.unknown td { background: #fde8e8; }
 .error { color: #a00; white-space: pre-wrap; max-width: 40em; }
 """
 
@@ -27,7 +29,7 @@ def _row(job: dict[str, Any], param_keys: list[str]) -> str:
     share = job.get("attention_share") or {}
     cells = [escape(str(job["params"].get(key, ""))) for key in param_keys]
     cells.append(escape(job["status"]))
-    shares = [f'<td class="num">{share[k]:.3f}</td>' if k in share else "<td></td>" for k in TOKEN_KINDS]
+    shares = [f'<td class="num">{share[k]:.3f}</td>' if k in share else "<td></td>" for k in SHARE_KINDS]
     links = " ".join(filter(None, [_link(files.get("video"), "video"), _link(files.get("viewer"), "viewer"),
                                    _link(files.get("poster"), "poster"),
                                    _link(files.get("metadata"), "metadata")]))
@@ -39,10 +41,20 @@ def _row(job: dict[str, Any], param_keys: list[str]) -> str:
     )
 
 
+def _verdict(summary: dict[str, Any]) -> str:
+    """A sweep with unfinished jobs says so above the table, in the words of the log line."""
+    if all_complete(summary):
+        return f"<p>{escape(outcome(summary))}.</p>"
+    return (
+        f'<p class="error">Not complete: {escape(outcome(summary))}. Failed runs show their error below; '
+        "the others stopped before writing metadata.json or never started (re-run with skip_existing=true).</p>"
+    )
+
+
 def render_index(summary: dict[str, Any]) -> str:
     jobs = summary["jobs"]
     param_keys = sorted({key for job in jobs for key in job["params"]})
-    head = [*param_keys, "status", *(f"{k} share" for k in TOKEN_KINDS), "outputs", "SLURM job"]
+    head = [*param_keys, "status", *(f"{k} share" for k in SHARE_KINDS), "outputs", "SLURM job"]
     plot = summary["files"].get("plot")
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["status_counts"].items()))
     parts = [
@@ -51,6 +63,7 @@ def render_index(summary: dict[str, Any]) -> str:
         f"<style>{STYLE}</style></head><body>",
         f"<h1>attnviz sweep</h1><p>{escape(summary['sweep_dir'])}: {summary['n_jobs']} jobs ({escape(counts)}); "
         f"{summary['generate_calls']} generations.</p>",
+        _verdict(summary),
         "<p>Share: the attention row that produced each generated token, at the run's layer, split by token kind "
         "and averaged over the generated tokens.</p>",
         f'<p><img src="{escape(plot, quote=True)}" alt="image-attention share per layer"></p>' if plot else "",

@@ -6,15 +6,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
+from attnviz.metadata import COMPLETE
 from attnviz.sweep.plan import LAYER_KEY
+from attnviz.trace_store import atomic_write
 
 
 def share_series(jobs: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
     """Complete jobs -> {the values of the other swept keys: [(layer, image share), ...] sorted by layer}."""
-    done = [job for job in jobs if job["status"] == "complete" and job.get("attention_share")]
+    done = [job for job in jobs if job["status"] == COMPLETE and job.get("attention_share")]
     varied = sorted(
         key for key in {k for job in done for k in job["params"]}
         if key != LAYER_KEY and len({job["params"].get(key) for job in done}) > 1
@@ -32,6 +31,10 @@ def plot_image_share(jobs: list[dict[str, Any]], path: Path) -> Path | None:
     series = share_series(jobs)
     if not series:
         return None
+    # Imported here: matplotlib costs about a second to import, and a sweep with no finished job draws nothing.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(7, 4.2), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -47,5 +50,6 @@ def plot_image_share(jobs: list[dict[str, Any]], path: Path) -> Path | None:
         ax.legend(fontsize="small")
     ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    # Hidden temp name, then rename: a reader (the index page in a browser) never sees half a PNG.
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     return path
