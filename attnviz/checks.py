@@ -31,6 +31,16 @@ def check_settings(app: AppConfig) -> None:
         )
     if app.max_image_num < 0:
         raise AttnvizError(f"max_image_num={app.max_image_num} must be 0 or more")
+    check_render_settings(app)
+
+
+def check_render_settings(app: AppConfig) -> None:
+    """The colour map and the video size, before a model loads: a typo must not cost a generation."""
+    from attnviz.render.colors import colormap_lut
+    from attnviz.render.frames import even_size, fit_font
+
+    colormap_lut(app.render.colormap)
+    fit_font(app.render, *even_size(app.video.width, app.video.height))
 
 
 def resolve_layer(layer_idx: int, num_layers: int) -> int:

@@ -8,12 +8,14 @@ string.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from attnviz.errors import AttnvizError
 from attnviz.schema import (  # noqa: F401  (re-exported: the config's dataclasses, importable from here)
     GROUP_SCHEMAS,
     REASON_RFT_PROMPT,
@@ -55,9 +57,31 @@ def typed(cfg: DictConfig) -> AppConfig:
     A mandatory value left unset (``???``) raises omegaconf's MissingMandatoryValue, which the entry point
     turns into one line naming the key.
     """
+    extra = unknown_keys(cfg, AppConfig)
+    if extra:
+        raise AttnvizError(
+            f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)}: '+key=value' adds a key attnviz never "
+            "reads; see docs/configuration.md for the keys there are"
+        )
     app = OmegaConf.to_object(cfg)
     assert isinstance(app, AppConfig), type(app)
     return app
+
+
+def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
+    """Dotted keys of ``node`` that ``schema`` (a dataclass; nested groups too) does not have."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    found = []
+    for key in node:
+        field = fields.get(str(key))
+        if field is None:
+            found.append(f"{prefix}{key}")
+            continue
+        nested = field.default_factory if field.default_factory is not dataclasses.MISSING else None
+        child = node._get_node(key)
+        if nested is not None and dataclasses.is_dataclass(nested) and isinstance(child, DictConfig):
+            found += unknown_keys(child, nested, f"{prefix}{key}.")
+    return found
 
 
 def plain(settings: Any) -> Any:

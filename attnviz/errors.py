@@ -20,6 +20,11 @@ class AttnvizError(Exception):
     """A problem with the user's input or environment; shown as one line, no traceback unless debug=true."""
 
 
+class SettingError(AttnvizError, ValueError):
+    """A setting no run can use (an unknown colour map, a video too small for text, a position outside the
+    sequence): one line to the user, a ValueError to code that calls the pure functions directly."""
+
+
 class EncodeError(AttnvizError, RuntimeError):
     """ffmpeg could not write the video (disk full, unknown codec, ...); no video is left under the final name."""
 

@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from attnviz.config import PROJECT_ROOT, register_configs  # noqa: E402
+from attnviz.viewer.screenshot import find_chromium, launch  # noqa: E402
 from tests.twins import twin_dir  # noqa: E402, F401  (session fixture: tiny twins of every family)
 
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -54,3 +55,32 @@ def compose_cfg(tmp_path):
             return compose("config", overrides=[f"output_dir={tmp_path}", *overrides])
 
     return _compose
+
+
+# --- the headless Chromium of the page tests (the system's, through Playwright; never a downloaded browser):
+# skipped with the reason where none is installed, a failure under CI=true (CI must prove the pages)
+
+
+def browser_unavailable() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return 'Playwright is not installed (pip install -e ".[test]")'
+    if find_chromium() is None:
+        return "no Chromium on PATH (Debian: apt-get install chromium; or set ATTNVIZ_CHROMIUM)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = browser_unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the browser tests must run in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch(pw)
+        yield chromium
+        chromium.close()

@@ -54,7 +54,7 @@ def load_error(folder: Path | str, **kwargs) -> str:
         (("processor_config.json",), {}, "has no processor config (processor_config.json or preprocessor_config"),
         (("tokenizer.json", "tokenizer_config.json"), {}, "has no tokenizer files (tokenizer.json"),
         (("config.json",), {}, "has no config.json; point it at a transformers checkpoint folder"),
-        ((), {"model_type": "bert"}, "unsupported model type 'bert'; supported: llava, llava_next"),
+        ((), {"model_type": "bert"}, "unsupported model type 'bert'; supported: gemma3, glm4v"),
         ((), {"model_type": "foo_vl"}, "unsupported model type 'foo_vl' (config.json, unknown to transformers"),
     ],
 )

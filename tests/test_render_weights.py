@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attnviz.analysis import excluded_share
 from attnviz.config import RenderConfig, VideoConfig
 from attnviz.errors import AttnvizError
 from attnviz.render import aggregate_heads, find_text_start, normalise, scale_of, sink_mask
 from attnviz.render.colors import EXCLUDED_RGB
 from attnviz.render.frames import FrameRenderer
+from attnviz.sinks import excluded_share
 from attnviz.trace import Trace
 from tests.test_render import GREEN, LAYER, RED, grey_images, make_trace, token_pixels
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -15,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attnviz.analysis import sink_mask
 from attnviz.config import RenderConfig
 from attnviz.render.colors import colormap_lut, normalise
+from attnviz.sinks import sink_mask
 from attnviz.viewer import build_payload, settings_from_render, write_page
-from attnviz.viewer.screenshot import READY, find_chromium, launch
+from attnviz.viewer.screenshot import READY
 from tests.viewer_fixture import (
     ANSWER,
     IMAGE_RGB,
@@ -33,31 +32,6 @@ from tests.viewer_fixture import (
 )
 
 ALPHA = RenderConfig().tint_alpha
-
-
-def _unavailable() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return 'Playwright is not installed (pip install -e ".[test]")'
-    if find_chromium() is None:
-        return "no Chromium on PATH (Debian: apt-get install chromium; or set ATTNVIZ_CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _unavailable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the browser tests must run in CI: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch(pw)
-        yield chromium
-        chromium.close()
 
 
 @dataclass

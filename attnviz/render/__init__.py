@@ -5,13 +5,14 @@ The colour and weight functions are importable for other front ends: ``colormap_
 calculations live in :mod:`attnviz.analysis` and are re-exported here).
 """
 
-from attnviz.analysis import SINK_GROUPS, excluded_share, segment_labels, sink_mask
+from attnviz.analysis import segment_labels
 from attnviz.render.colors import colormap_lut, normalise, scale_of
 from attnviz.render.fonts import FontSet, find_font
 from attnviz.render.frames import FrameRenderer, frame_count, render_frames
 from attnviz.render.overlays import parse_points
 from attnviz.render.text_panel import find_text_start
 from attnviz.render.weights import aggregate_heads
+from attnviz.sinks import SINK_GROUPS, excluded_share, sink_mask
 
 __all__ = [
     "SINK_GROUPS",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from attnviz.errors import SettingError
 from attnviz.schema import Norm
 
 LUT_SIZE = 256
@@ -38,7 +39,7 @@ def colormap_lut(name: str, n: int = LUT_SIZE) -> np.ndarray:
     try:
         cmap = matplotlib.colormaps[name]
     except KeyError:
-        raise ValueError(
+        raise SettingError(
             f"unknown colormap {name!r}: use 'red_green' or a matplotlib colormap name (e.g. 'viridis')"
         ) from None
     rgba = cmap(np.linspace(0.0, 1.0, n))  # (n, 4) float in 0..1

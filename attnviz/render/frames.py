@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
-from attnviz.analysis import image_positions, segment_labels, sink_mask
+from attnviz.analysis import image_positions, segment_labels
+from attnviz.errors import SettingError
 from attnviz.render.colors import BACKGROUND_RGB, CURRENT_TOKEN_RGB, EXCLUDED_RGB, POINT_RGB, TRUTH_RGB, colormap_lut
 from attnviz.render.fonts import FontSet, find_font
 from attnviz.render.header import draw_static, frame_line, settings_note
@@ -23,7 +24,8 @@ from attnviz.render.marks import point_stamps
 from attnviz.render.overlays import completion_steps, parse_points, place_points
 from attnviz.render.text_panel import TextPanel
 from attnviz.render.weights import RowSource, Weigher
-from attnviz.schema import RenderConfig, VideoConfig
+from attnviz.schema import ImageWeights, RenderConfig, VideoConfig
+from attnviz.sinks import sink_mask
 from attnviz.trace import Trace
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ def frame_count(trace: Trace) -> int:
 def even_size(width: int, height: int) -> tuple[int, int]:
     """(width, height) rounded down to even numbers: yuv420p needs even sides."""
     if width < MIN_SIZE or height < MIN_SIZE:
-        raise ValueError(f"video size {width}x{height} is too small (each side must be >= {MIN_SIZE})")
+        raise SettingError(f"video size {width}x{height} is too small (each side must be >= {MIN_SIZE})")
     return width - width % 2, height - height % 2
 
 
@@ -65,7 +67,19 @@ def fit_font(cfg: RenderConfig, width: int, height: int) -> FontSet:
             if size < cfg.font_size:
                 log.info("font size %d -> %d so the text fits a %dx%d video", cfg.font_size, size, width, height)
             return fonts
-    raise ValueError(f"video size {width}x{height} is too small for readable text: raise video.width/height")
+    raise SettingError(f"video size {width}x{height} is too small for readable text: raise video.width/height")
+
+
+def image_divisor(trace: Trace, layer: int, cfg: RenderConfig) -> np.ndarray | None:
+    """(I,) the generic-prompt baseline per image token for ``render.image_weights=relative``, else None."""
+    if cfg.image_weights != ImageWeights.relative:
+        return None
+    if layer not in trace.baseline:
+        raise SettingError(
+            f"render.image_weights=relative needs the generic-prompt baseline of layer {layer}: generate the run "
+            "with metrics.baseline=generic"
+        )
+    return trace.baseline[layer]
 
 
 class FrameRenderer:
@@ -99,7 +113,7 @@ class FrameRenderer:
         self.any_excluded = bool(self.excluded.any())
         self.weigher = Weigher(
             source, self.positions, image_positions(trace.images), self.excluded,
-            render_cfg.norm, render_cfg.gamma, render_cfg.log_decades,
+            render_cfg.norm, render_cfg.gamma, render_cfg.log_decades, image_divisor(trace, layer, render_cfg),
         )
         lh = self.fonts.line_height
         self.header_h = 2 * lh + 2 * pad
@@ -128,7 +142,8 @@ class FrameRenderer:
         draw.line([(0, self.header_h - 1), (self.width, self.header_h - 1)], fill=SEPARATOR_RGB, width=2)
         draw.line([(half, self.header_h), (half, self.height)], fill=SEPARATOR_RGB, width=2)
         cfg = self.cfg
-        note = settings_note(self.weigher.source.heads, cfg.norm, cfg.gamma, cfg.log_decades)
+        relative = self.weigher.image_factor is not None
+        note = settings_note(self.weigher.source.heads, cfg.norm, cfg.gamma, cfg.log_decades, relative)
         draw_static(canvas, self.fonts, self.lut, self.pad, note, sinks=self.any_excluded)
         frame = np.asarray(canvas).copy()
         x, y = self.image_origin

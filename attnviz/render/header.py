@@ -16,12 +16,13 @@ ROW_NOTE = "frame shows the attention that produced the blue token"
 NORM_NAMES = {"step": "per-step min-max", "global": "one scale for all steps", "log": "log scale"}
 
 
-def settings_note(heads, norm: str, gamma: float, decades: float) -> str:
-    """How the weights were made, e.g. ``head mean · per-step min-max γ0.4``."""
+def settings_note(heads, norm: str, gamma: float, decades: float, relative: bool = False) -> str:
+    """How the weights were made, e.g. ``head mean · per-step min-max γ0.4`` (`` · images ÷ generic prompt`` when
+    the image weights are relative to the generic-prompt baseline)."""
     who = {"mean": "head mean", "max": "head max"}.get(heads, f"head {heads}")
     how = NORM_NAMES.get(norm, norm)
     how += f", {decades:g} decades" if norm == "log" else f" γ{gamma:g}"
-    return f"{who} · {how}"
+    return f"{who} · {how}" + (" · images ÷ generic prompt" if relative else "")
 
 
 def draw_static(canvas: Image.Image, fonts: FontSet, lut: np.ndarray, pad: int, note: str, sinks: bool) -> None:

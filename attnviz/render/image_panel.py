@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attnviz.errors import SettingError
 from attnviz.render.colors import BACKGROUND_RGB, EXCLUDED_RGB, GRID_ALPHA, GRID_RGB, MUTED_RGB
 from attnviz.render.fonts import FontSet
 from attnviz.render.marks import Stamp, paint_stamps
@@ -129,7 +130,7 @@ class ImagePanel:
         mode: str = "cells",
     ):
         if mode not in IMAGE_MODES:
-            raise ValueError(f"render.image_mode={mode!r}: use one of {', '.join(IMAGE_MODES)}")
+            raise SettingError(f"render.image_mode={mode!r}: use one of {', '.join(IMAGE_MODES)}")
         self.width, self.height, self.grid_lines, self.mode = width, height, grid_lines, mode
         self.alpha_fp = int(round(np.clip(tint_alpha, 0.0, 1.0) * 256))  # tint opacity, 8-bit fixed point
         self.stamps: list[Stamp] = []

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnviz.analysis import assistant_start, char_offsets, token_at
+from attnviz.analysis import char_offsets, token_at
 from attnviz.render.colors import BACKGROUND_RGB, CURRENT_TOKEN_RGB
 from attnviz.render.fonts import FontSet
+from attnviz.sinks import assistant_start
 from attnviz.trace import Trace
 
 LEVELS = 32  # glyph coverage levels kept for antialiasing (steps of 8/255 are invisible)
@@ -27,7 +28,7 @@ def find_text_start(trace: Trace, start_phrase: str | None) -> tuple[int, bool]:
 
     Found: the first token whose span covers the first character of the phrase's first occurrence in the
     concatenated token texts. Otherwise: the start of the prompt's last assistant turn, by the trace's chat format
-    (:func:`attnviz.analysis.assistant_start`); ``prompt_len`` (the generated answer) if there is none.
+    (:func:`attnviz.sinks.assistant_start`); ``prompt_len`` (the generated answer) if there is none.
     """
     text = "".join(trace.token_texts)
     at = text.find(start_phrase) if start_phrase else -1

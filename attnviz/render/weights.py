@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnviz.analysis import excluded_share
 from attnviz.errors import AttnvizError
 from attnviz.render.colors import NORM_MODES, normalise, scale_of
+from attnviz.sinks import excluded_share
 from attnviz.trace import Trace
 
 HEAD_MODES = ("mean", "max")
@@ -80,6 +80,7 @@ class Weigher:
         mode: str = "step",
         gamma: float = 0.4,
         decades: float = 3.0,
+        image_divisor: np.ndarray | None = None,  # (I,) render.image_weights=relative: the baseline per image token
     ):
         if mode not in NORM_MODES:
             raise AttnvizError(f"render.norm={mode!r}: use one of {', '.join(NORM_MODES)}")
@@ -90,10 +91,19 @@ class Weigher:
         self.text_keep = ~excluded[text_positions]  # (N,)
         self.image_keep = ~excluded[image_positions]  # (I,)
         self.text_scale = self.image_scale = None
+        self.image_factor = None  # (I,) 1 / baseline (0 where the baseline never looks)
+        if image_divisor is not None:
+            divisor = np.asarray(image_divisor, dtype=np.float64)
+            self.image_factor = np.divide(1.0, divisor, out=np.zeros_like(divisor), where=divisor > 0)
         if mode == "global":  # a pass over every row before the first frame
             steps = range(source.trace.n_steps)  # rows are read twice rather than all kept: memory stays flat
             self.text_scale = scale_of(self._text_values(source.row(t), t) for t in steps)
-            self.image_scale = scale_of(source.row(t)[self.image_positions[self.image_keep]] for t in steps)
+            self.image_scale = scale_of(self._image_values(source.row(t)) for t in steps)
+
+    def _image_values(self, row: np.ndarray) -> np.ndarray:
+        """The kept image tokens' weights, divided by the baseline in relative mode."""
+        values = row[self.image_positions[self.image_keep]]
+        return values if self.image_factor is None else values * self.image_factor[self.image_keep]
 
     def n_before(self, step: int) -> int:
         """How many shown tokens precede generated token ``step`` (they are coloured; the current is blue)."""
@@ -109,7 +119,7 @@ class Weigher:
         text = np.full(n, np.nan, dtype=np.float32)
         text[self.text_keep[:n]] = self._norm(self._text_values(row, step), self.text_scale)
         image = np.full(len(self.image_positions), np.nan, dtype=np.float32)
-        image[self.image_keep] = self._norm(row[self.image_positions[self.image_keep]], self.image_scale)
+        image[self.image_keep] = self._norm(self._image_values(row), self.image_scale)
         share = excluded_share(row, self.excluded) if self.any_excluded else 0.0
         return StepWeights(text, image, share)
 

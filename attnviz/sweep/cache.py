@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from PIL import Image
 
-from attnviz.config import plain as plain_config
 from attnviz.files import TRACE_DIR
 from attnviz.outputs import write_json_atomic
 from attnviz.rerender import save_inputs
+from attnviz.schema import to_data
 from attnviz.trace import Trace, load_trace, save_trace
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def trace_key(cfg: Any, sample_fields: dict[str, Any], images: list[Image.Image]
     """Hash of what decides the generated tokens and their rows (not the layer, not the rendering).
 
     ``cfg``: the run's settings (an AppConfig, a composed config, or either as plain data)."""
-    plain = plain_config(cfg)
+    plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if OmegaConf.is_config(cfg) else to_data(cfg)
     payload = {
         "model": {k: plain["model"].get(k) for k in MODEL_KEYS},
         "device": plain["device"],

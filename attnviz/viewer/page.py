@@ -19,12 +19,12 @@ from attnviz.files import VIEWER_NAME
 from attnviz.trace import atomic_write
 from attnviz.trace_store import json_text
 
-__all__ = ["VIEWER_NAME", "json_for_html", "render_page", "write_page"]
+__all__ = ["VIEWER_NAME", "json_for_html", "render_page", "self_contained_page", "write_page"]
 SCRIPT_FILES = ("viewer_core.js", "viewer_ui.js")
 
 
-def _asset(name: str) -> str:
-    return resources.files("attnviz.viewer").joinpath(name).read_text(encoding="utf-8")
+def asset(package: str, name: str) -> str:
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
 def json_for_html(payload: dict[str, Any]) -> str:
@@ -37,26 +37,38 @@ def _sha256(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
-def render_page(payload: dict[str, Any]) -> str:
-    """The page's full HTML text for ``payload`` (see :func:`attnviz.viewer.payload.build_payload`)."""
-    style = _asset("viewer.css")
-    script = "\n".join(_asset(name) for name in SCRIPT_FILES)
+def self_contained_page(
+    package: str, names: tuple[str, str, tuple[str, ...]], payload: dict[str, Any], title: str
+) -> str:
+    """A page from ``package``'s template, style and scripts (``names``: html, css, js files) with ``payload``
+    inline, under a Content-Security-Policy that allows exactly that script and style (by hash) and ``data:``
+    images: the viewer's and the study report's safety rules in one place."""
+    template, style_name, script_names = names
+    style = asset(package, style_name)
+    script = "\n".join(asset(package, name) for name in script_names)
     csp = (
         f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
         "img-src data:; base-uri 'none'; form-action 'none'"
     )
     parts = {
         "{{CSP}}": html.escape(csp, quote=True),
-        "{{TITLE}}": html.escape(payload.get("title") or "attnviz viewer"),
+        # a title may be a folder's name: braces escaped too, so it can never spell a later marker
+        "{{TITLE}}": html.escape(title).replace("{", "&#123;"),
         "{{STYLE}}": style,
         "{{SCRIPT}}": script,
     }
-    page = _asset("viewer.html")
+    page = asset(package, template)
     for marker, value in parts.items():
         page = page.replace(marker, value)
     # the data goes in last, so no marker-looking text inside it is ever substituted
     head, tail = page.split("{{DATA}}")
     return head + json_for_html(payload) + tail
+
+
+def render_page(payload: dict[str, Any]) -> str:
+    """The page's full HTML text for ``payload`` (see :func:`attnviz.viewer.payload.build_payload`)."""
+    names = ("viewer.html", "viewer.css", SCRIPT_FILES)
+    return self_contained_page("attnviz.viewer", names, payload, payload.get("title") or "attnviz viewer")
 
 
 def write_page(payload: dict[str, Any], run_dir: Path) -> Path:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from attnviz.analysis import answer_segments, row_starts, sink_mask
+from attnviz.analysis import answer_segments, row_starts
 from attnviz.render.colors import CURRENT_TOKEN_RGB, colormap_lut
 from attnviz.schema import Norm, RenderConfig
+from attnviz.sinks import sink_mask
 from attnviz.trace import Trace
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class PageSettings:
     grid_lines: bool = True
 
 
-# The video's sink groups (render.exclude, attnviz.render.sinks) -> the page's coarser categories: the vision
+# The video's sink groups (render.exclude, attnviz.sinks.sink_mask) -> the page's coarser categories: the vision
 # markers and the chat template's scaffolding are special tokens there, BOS is the first token.
 PAGE_SINKS = {"bos": "first", "system": "system", "special": "special", "vision_markers": "special",
               "chat_template": "special"}
