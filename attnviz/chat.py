@@ -56,14 +56,34 @@ MISTRAL_INST = ChatFormat(
     "mistral_inst", system="<<SYS>>\n", user="[INST]", assistant="[/INST]", turn_end="</s>",
     system_end="\n<</SYS>>\n\n",
 )
+# Mistral-Small-3.1 (Mistral 3, Mistral's v7 template): "<s>[SYSTEM_PROMPT]...[/SYSTEM_PROMPT][INST][IMG]question
+# [/INST]"; the template always writes a system turn (its default prompt when none is given), answers end with "</s>".
+MISTRAL_V7 = ChatFormat(
+    "mistral_v7", system="[SYSTEM_PROMPT]", user="[INST]", assistant="[/INST]", turn_end="</s>",
+    system_end="[/SYSTEM_PROMPT]",
+)
 # Llama-3 instruct (llama3-llava-next-8b, Llama-3 text models): header tokens around the role, "<|eot_id|>" ends turns.
 LLAMA3 = ChatFormat(
     "llama3", system="<|start_header_id|>system<|end_header_id|>\n\n",
     user="<|start_header_id|>user<|end_header_id|>\n\n",
     assistant="<|start_header_id|>assistant<|end_header_id|>\n\n", turn_end="<|eot_id|>",
 )
+# Gemma 3: "<bos><start_of_turn>user\n<start_of_image>question<end_of_turn>\n<start_of_turn>model\n". A system
+# message is written bare at the start of the first user turn (its text + "\n\n"): no marker, so no system turn.
+GEMMA = ChatFormat(
+    "gemma", user="<start_of_turn>user\n", assistant="<start_of_turn>model\n", turn_end="<end_of_turn>\n"
+)
+# Idefics3 and SmolVLM/SmolVLM2: "<|im_start|>User:<image>question<end_of_utterance>\nAssistant:" (Idefics3 starts
+# with Llama 3's "<|begin_of_text|>"); ":" without a space when a turn opens with an image, ": " otherwise.
+IDEFICS = ChatFormat(
+    "idefics", system="System:", user="User:", assistant="Assistant:", turn_end="<end_of_utterance>\n"
+)
+# GLM-4.1V-Thinking: "[gMASK]<sop><|system|>\n...<|user|>\n<|begin_of_image|><|image|><|end_of_image|>question
+# <|assistant|>\n"; no turn ends: the next role token closes a turn (and <|user|> ends generation). The model answers
+# "<think>...</think><answer>...</answer>", the tags Reason-RFT uses.
+GLM = ChatFormat("glm", system="<|system|>\n", user="<|user|>\n", assistant="<|assistant|>\n")
 # No template (a base model prompted with the bare question): no scaffolding, no turns.
 NO_FORMAT = ChatFormat("none")
 # Every format above that marks an assistant turn: what a prompt is matched against when its adapter's own
 # formats do not fit (a checkpoint fine-tuned with another family's template).
-KNOWN_FORMATS: tuple[ChatFormat, ...] = (CHATML, VICUNA, MISTRAL_INST, LLAMA3)
+KNOWN_FORMATS: tuple[ChatFormat, ...] = (CHATML, VICUNA, MISTRAL_INST, LLAMA3, GEMMA, IDEFICS, MISTRAL_V7, GLM)

@@ -10,10 +10,12 @@ from PIL import Image
 from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
 from attnviz.capture import RowRecorder, recording, register_capture
+from attnviz.models.base import text_kwargs
 from attnviz.models.loading import load_model
 from tests.capture_reference import eager_attentions, generate_captured, max_row_error, plain_generate, with_answer
 
-FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "text"]
+FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "text", "gemma3", "internvl", "idefics3", "smolvlm",
+            "mistral3", "glm4v"]
 QUESTIONS = ["Where?", "Where is the red marker on this map? Answer with (x,y) and explain."]
 NEW_TOKENS = 5
 
@@ -32,17 +34,20 @@ def _image(seed: int) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def _inputs(processor, family: str, questions: list[str]) -> dict:
+def _inputs(processor, family: str, questions: list[str], n_images: int = 1) -> dict:
     if family == "text":
         prompts = [processor.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
                                                  tokenize=False) for q in questions]
         processor.padding_side = "left"
         return dict(processor(prompts, padding=True, return_tensors="pt"))
-    messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}] for q in questions]
+    content = [{"type": "image"}] * n_images
+    messages = [[{"role": "user", "content": [*content, {"type": "text", "text": q}]}] for q in questions]
     prompts = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages]
     processor.tokenizer.padding_side = "left"
-    images = [_image(i) for i in range(len(questions))]
-    return dict(processor(text=prompts, images=images, padding=True, return_tensors="pt"))
+    images = [[_image(len(questions) * k + i) for k in range(n_images)] for i in range(len(questions))]
+    # templates that write the BOS themselves (Gemma 3, Idefics3, Mistral 3): the tokenizer adds no second
+    return dict(processor(text=prompts, images=images, padding=True, return_tensors="pt",
+                          **text_kwargs(processor.tokenizer, prompts[0])))
 
 
 def _check_rows_and_tokens(model, inputs, head_layers=(0,), **generate_kwargs):
@@ -64,10 +69,12 @@ def _num_layers(model) -> int:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("batch", [1, 2])
-def test_rows_equal_eager_and_tokens_equal_sdpa(twin_dir, family, batch):
+@pytest.mark.parametrize("batch,n_images", [(1, 1), (2, 1), (1, 2)])
+def test_rows_equal_eager_and_tokens_equal_sdpa(twin_dir, family, batch, n_images):
+    if family == "text" and n_images > 1:
+        pytest.skip("the text model takes no image")
     model, processor = _load(twin_dir(family), family)
-    inputs = _inputs(processor, family, QUESTIONS[-batch:])
+    inputs = _inputs(processor, family, QUESTIONS[-batch:], n_images)
     if batch == 2:
         assert not inputs["attention_mask"][0, 0]  # the short prompt is left-padded
     torch.manual_seed(0)

@@ -13,8 +13,20 @@ import pytest
 from PIL import Image
 from transformers import AutoConfig, AutoProcessor
 
-from attnviz import analysis
-from attnviz.chat import CHATML, KNOWN_FORMATS, LLAMA3, MISTRAL_INST, NO_FORMAT, VICUNA, ChatFormat
+from attnviz import analysis, sinks
+from attnviz.chat import (
+    CHATML,
+    GEMMA,
+    GLM,
+    IDEFICS,
+    KNOWN_FORMATS,
+    LLAMA3,
+    MISTRAL_INST,
+    MISTRAL_V7,
+    NO_FORMAT,
+    VICUNA,
+    ChatFormat,
+)
 from attnviz.models import adapter_for
 from attnviz.models.base import pick_chat_format
 from attnviz.models.llava import LlavaAdapter
@@ -45,7 +57,8 @@ def _system_prompt(adapter, family: str) -> str:
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
     else:
         user = [{"type": "image"}, {"type": "text", "text": QUESTION}]
-        system = [{"type": "text", "text": SYSTEM}]
+        # GLM-4.1V's template writes a system message's content as it is: its system messages are strings
+        system = SYSTEM if family == "glm4v" else [{"type": "text", "text": SYSTEM}]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     return adapter.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
@@ -80,10 +93,10 @@ def _groups(adapter, prompt: str, family: str) -> dict[str, list[tuple[int, str]
     texts, kinds = _tokens(adapter, prompt, family)
     chat = adapter.chat_format(prompt)
     found = {
-        group: _marked(analysis.sink_mask(texts, kinds, [group], chat=chat), texts)
+        group: _marked(sinks.sink_mask(texts, kinds, [group], chat=chat), texts)
         for group in ("bos", "system", "chat_template")
     }
-    start = analysis.assistant_start(texts, len(texts), chat)
+    start = sinks.assistant_start(texts, len(texts), chat)
     found["assistant_start"] = None if start is None else start - len(texts)  # 0: right after the prompt
     return found
 
@@ -109,7 +122,40 @@ def _chatml_template(body: list[str]) -> list[tuple[int, str]]:
 
 
 IM_START = [(0, "<|im_start|>")]
+GEMMA_SCAFFOLD = [*_spans(0, ["<bos>", "<start_of_turn>", "user", "\n"]),
+                  *_spans(-8, ["<end_of_turn>", "\n", "<start_of_turn>", "m", "o", "de", "l", "\n"])]
 SYS_OPEN = ["<", "<", "S", "Y", "S", ">", ">", "\n"]  # "<<SYS>>\n"
+GLM_END = _spans(-2, ["<|assistant|>", "\n"])
+IDEFICS_END = _spans(-6, ["<end_of_utterance>", "\n", "A", "s", "sistant", ":"])
+
+
+def _idefics_case(first: str, system: bool):
+    """Idefics3 / SmolVLM2 turns (a system message is its own "System: ...<end_of_utterance>" turn), plus the
+    <fake_token_around_image> opening each row of tiles and the global image (after text, before a marker): a
+    special token that touches no image token, so template to sink_mask, not a vision marker; where the tiles put it."""
+    header = ["S", "y", "stem", ":"]
+    scaffold = [*_spans(0, [first, *header]), *_spans(15, ["<end_of_utterance>", "\n", "U", "ser", ":"])]
+    body = _spans(1, [*header, " ", *BRIEF[:2], " ", *BRIEF[3:], "<end_of_utterance>"])
+    scaffold, body = (scaffold, body) if system else (_spans(0, [first, "U", "ser", ":"]), [])
+
+    def case(texts: list[str]) -> dict[str, list[tuple[int, str]]]:
+        openers = [(i, t) for i, t in enumerate(texts) if t == "<fake_token_around_image>" and "<image>" not in
+                   (texts[i - 1], texts[i + 1])]
+        return {"bos": [(0, first)], "system": body, "chat_template": [*scaffold, *openers, *IDEFICS_END]}
+
+    return case
+
+
+def _mistral3_case(body: list[str]) -> dict[str, list[tuple[int, str]]]:
+    """"<s>[SYSTEM_PROMPT]<body>[/SYSTEM_PROMPT][INST][IMG]...question[/INST]" """
+    end = len(body) + 2
+    return {
+        "bos": [(0, "<s>")], "system": _spans(1, ["[SYSTEM_PROMPT]", *body, "[/SYSTEM_PROMPT]"]),
+        "chat_template": [*_spans(0, ["<s>", "[SYSTEM_PROMPT]"]), *_spans(end, ["[/SYSTEM_PROMPT]", "[INST]"]),
+                          (-1, "[/INST]")],
+    }
+
+
 # (family, with a system message) -> the tokens each group marks. "bos" is position 0 whatever it holds: these
 # twins' tokenizers add no BOS token (real LLaVA-1.5/NeXT ones add "<s>"), so it is the template's first token.
 CASES = {
@@ -160,9 +206,34 @@ CASES = {
     ("text", True): {
         "bos": IM_START, "system": _chatml_system(BRIEF), "chat_template": _chatml_template(BRIEF),
     },
+    # Gemma 3 writes <bos> itself (the tokenizer adds none on top) and folds a system message, unmarked, into the
+    # first user turn: no system turn to find, as with vicuna
+    ("gemma3", False): {"bos": [(0, "<bos>")], "system": [], "chat_template": GEMMA_SCAFFOLD},
+    ("gemma3", True): {"bos": [(0, "<bos>")], "system": [], "chat_template": GEMMA_SCAFFOLD},
+    # Idefics3 / SmolVLM2: "User:" (no space before an image) ... "<end_of_utterance>\nAssistant:"; the template's
+    # first token is Llama 3's BOS (Idefics3) or SmolLM2's "<|im_start|>"
+    ("idefics3", False): _idefics_case("<|begin_of_text|>", system=False),
+    ("idefics3", True): _idefics_case("<|begin_of_text|>", system=True),
+    ("smolvlm", False): _idefics_case("<|im_start|>", system=False),
+    ("smolvlm", True): _idefics_case("<|im_start|>", system=True),
+    # Mistral 3: the template always writes a system turn, Mistral Small 3's dated default when none is given
+    ("mistral3", False): lambda texts: _mistral3_case(texts[2 : texts.index("[/SYSTEM_PROMPT]")]),
+    ("mistral3", True): _mistral3_case(BRIEF),
+    # GLM-4.1V: "[gMASK]<sop>" first; no turn ends, so the system turn runs up to "<|user|>"
+    ("glm4v", False): {"bos": [(0, "[gMASK]")], "system": [],
+                       "chat_template": [*_spans(0, ["[gMASK]", "<sop>", "<|user|>", "\n"]), *GLM_END]},
+    ("glm4v", True): {
+        "bos": [(0, "[gMASK]")], "system": _spans(2, ["<|system|>", "\n", *BRIEF]),
+        "chat_template": [*_spans(0, ["[gMASK]", "<sop>", "<|system|>", "\n"]), *_spans(13, ["<|user|>", "\n"]),
+                          *GLM_END],
+    },
 }
+# InternVL3-hf: ChatML without a default system prompt, as Qwen3-VL (its <img> / </img> are vision markers)
+CASES.update({("internvl", system): CASES["qwen3_vl", system] for system in (False, True)})
 FORMATS = {"llava": VICUNA, "llava_next": MISTRAL_INST, "llava_onevision": CHATML, "qwen2_vl": CHATML,
-           "qwen3_vl": CHATML, "text": CHATML}
+           "qwen3_vl": CHATML, "text": CHATML, "gemma3": GEMMA,
+           "internvl": CHATML, "idefics3": IDEFICS, "smolvlm": IDEFICS,
+           "mistral3": MISTRAL_V7, "glm4v": GLM}
 
 
 @pytest.mark.parametrize("family,system", list(CASES))
@@ -173,7 +244,9 @@ def test_sink_groups_mark_exactly_the_templates_scaffolding(adapters, family, sy
     if system:
         assert SYSTEM in prompt
     found = _groups(adapter, prompt, family)
-    assert found == {**CASES[family, system], "assistant_start": 0}, prompt
+    case = CASES[family, system]
+    expected = dict(case(_tokens(adapter, prompt, family)[0]) if callable(case) else case)
+    assert found == {**expected, "assistant_start": 0}, prompt
 
 
 def test_no_question_token_is_scaffolding(adapters):
@@ -183,7 +256,7 @@ def test_no_question_token_is_scaffolding(adapters):
         prompt = _prompt(adapter, family, system)
         texts, kinds = _tokens(adapter, prompt, family)
         chat = adapter.chat_format(prompt)
-        mask = analysis.sink_mask(texts, kinds, ["system", "chat_template", "vision_markers"], chat=chat)
+        mask = sinks.sink_mask(texts, kinds, ["system", "chat_template", "vision_markers"], chat=chat)
         assert not mask[list(_question(texts))].any(), (family, system)
 
 
@@ -194,7 +267,7 @@ def test_the_assistant_turn_starts_at_the_first_answer_token(adapters):
     texts, _ = _tokens(adapter, prompt, "llava_next")
     answer_ids = adapter.tokenizer(" It is here.</s>", add_special_tokens=False)["input_ids"]
     answer = token_texts(adapter.tokenizer, answer_ids)
-    assert analysis.assistant_start(texts + answer, len(texts), adapter.chat_format(prompt)) == len(texts)
+    assert sinks.assistant_start(texts + answer, len(texts), adapter.chat_format(prompt)) == len(texts)
 
 
 def test_pick_prefers_the_header_that_ends_the_prompt():

@@ -87,12 +87,12 @@ def _qwen_cell_brightness(inputs, geometry, merge: int) -> list[np.ndarray]:
     return [o.numpy() for o in out]
 
 
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "glm4v"])
 @pytest.mark.parametrize("cell", [(0, 0), (1, 2), (2, 3)])
 def test_qwen_bright_cell_is_token_k(adapters, family, cell):
     adapter = adapters(family)
     image_processor = adapter.processor.image_processor
-    cell_px = image_processor.patch_size * image_processor.merge_size  # 28 (Qwen2.5-VL) or 32 (Qwen3-VL)
+    cell_px = image_processor.patch_size * image_processor.merge_size  # 28 (Qwen2.5-VL, GLM-4.1V), 32 (Qwen3-VL)
     size = (4 * cell_px, 3 * cell_px)  # already a multiple of the cell: not resized
     image = _spot_image(size, ((cell[1] + 0.5) * cell_px, (cell[0] + 0.5) * cell_px), cell_px / 2)
     inputs, geometry = _geometry(adapter, [Image.new("RGB", (2 * cell_px, 2 * cell_px)), image])

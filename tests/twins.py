@@ -5,7 +5,8 @@ vision tower with small images), with an offline processor (a small byte-level B
 tokens, the family's image processor and its real chat template) saved beside it. The folder reloads with
 ``HF_HUB_OFFLINE=1`` through ``AutoProcessor`` + ``AutoModelForImageTextToText`` (``AutoModelForCausalLM`` for
 "text") exactly as a real checkpoint does. Weights are random (seeded): twins prove loading, prompts, capture and
-geometry, not answers.
+geometry, not answers. The later families' builders (Gemma 3, InternVL3, Idefics3, SmolVLM2, Mistral 3, GLM-4.1V)
+live in tests/test_family_twins.py, with the check that each reloads offline; ``build_twin`` builds them all.
 
     folder = build_twin("llava_next", tmp_path / "llava_next")
 """
@@ -25,7 +26,8 @@ from transformers import AddedToken, Qwen2Tokenizer
 
 from tests import twin_templates as templates
 
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "llava_next", "llava_onevision", "text")
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "llava_next", "llava_onevision", "text", "gemma3",
+            "internvl", "idefics3", "smolvlm", "mistral3", "glm4v")
 HIDDEN = 64
 QWEN_SPECIALS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
@@ -38,8 +40,11 @@ ROLE_WORDS = ["system\n", "user\n", "assistant\n", "USER: ", "ASSISTANT:", "[INS
 TILE = 56  # LLaVA twins: vision tower input size (real: 336 CLIP, 384 SigLIP); patch 14 -> 4x4 tokens per tile
 
 
-def build_tokenizer(specials: list[str], bos: str | None, eos: str, pad: str) -> Qwen2Tokenizer:
-    """A small byte-level BPE (the demo's recipe and corpus) carrying ``specials`` as special tokens."""
+def build_tokenizer(
+    specials: list[str], bos: str | None, eos: str, pad: str, named: dict[str, str] | None = None
+) -> Qwen2Tokenizer:
+    """A small byte-level BPE (the demo's recipe and corpus) carrying ``specials`` as special tokens; ``named``:
+    the family's named extras (Gemma's ``boi_token``, ...), which its processor reads off the tokenizer."""
     from attnviz.demo import build
 
     raw = Tokenizer(models.BPE())
@@ -57,7 +62,9 @@ def build_tokenizer(specials: list[str], bos: str | None, eos: str, pad: str) ->
     raw.train_from_iterator(build.tokenizer_corpus() + ROLE_WORDS * 4, trainer=trainer)
     model = json.loads(raw.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    tokenizer = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, model_max_length=32768)
+    tokenizer = Qwen2Tokenizer(
+        vocab=model["vocab"], merges=merges, model_max_length=32768, extra_special_tokens=named or None
+    )
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     if bos is not None:
         tokenizer.bos_token = bos
@@ -231,12 +238,22 @@ BUILDERS: dict[str, Callable[[], tuple[Any, Any]]] = {
 }
 
 
+def builder(family: str) -> Callable[[], tuple[Any, Any]]:
+    """The family's twin builder: the first families' here, the later ones' in tests/test_family_twins.py (imported
+    on first use: it builds on this module's helpers)."""
+    from tests.test_family_twins import LATER_BUILDERS
+
+    builders = {**BUILDERS, **LATER_BUILDERS}
+    if family not in builders:
+        raise ValueError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
+    return builders[family]
+
+
 def build_twin(family: str, folder: Path, seed: int = 0) -> Path:
     """Build the ``family`` twin (random weights from ``seed``) and save model + processor into ``folder``."""
-    if family not in BUILDERS:
-        raise ValueError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
+    make = builder(family)
     torch.manual_seed(seed)
-    model, processor = BUILDERS[family]()
+    model, processor = make()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.eval().save_pretrained(folder)

@@ -8,9 +8,13 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from attnviz.errors import AttnvizError
 from attnviz.models.base import ModelAdapter
+from attnviz.models.gemma3 import Gemma3Adapter
+from attnviz.models.idefics3 import Idefics3Adapter, SmolVLMAdapter
+from attnviz.models.internvl import InternVLAdapter
 from attnviz.models.llava import LlavaAdapter
 from attnviz.models.llava_next import LlavaNextAdapter, LlavaOnevisionAdapter
-from attnviz.models.qwen2_vl import Qwen2VLAdapter, Qwen3VLAdapter, Qwen25VLAdapter
+from attnviz.models.mistral3 import Mistral3Adapter
+from attnviz.models.qwen2_vl import Glm4vAdapter, Qwen2VLAdapter, Qwen3VLAdapter, Qwen25VLAdapter
 from attnviz.models.text import TextAdapter
 
 ADAPTERS: tuple[type[ModelAdapter], ...] = (
@@ -20,7 +24,19 @@ ADAPTERS: tuple[type[ModelAdapter], ...] = (
     LlavaAdapter,
     LlavaNextAdapter,
     LlavaOnevisionAdapter,
+    Gemma3Adapter,
+    InternVLAdapter,
+    Idefics3Adapter,
+    SmolVLMAdapter,
+    Mistral3Adapter,
+    Glm4vAdapter,
 )
+
+# Families attnviz refuses, and why: what their self-attention rows could show is not the picture they look at.
+REFUSED: dict[str, str] = {
+    "mllama": "Llama 3.2 Vision (mllama) is not supported: its images enter through cross-attention layers, so the "
+    "self-attention row has no image tokens to show",
+}
 
 
 def supported_model_types() -> list[str]:
@@ -37,6 +53,8 @@ def is_text_causal_lm(config: Any) -> bool:
 def adapter_class(config: Any) -> type[ModelAdapter]:
     """The adapter whose ``model_types`` include ``config.model_type``; text-only causal LMs share one."""
     model_type = getattr(config, "model_type", None)
+    if model_type in REFUSED:
+        raise AttnvizError(REFUSED[model_type])
     for adapter in ADAPTERS:
         if model_type in adapter.model_types:
             return adapter
@@ -55,6 +73,7 @@ def adapter_for(processor: Any, config: Any) -> ModelAdapter:
 
 __all__ = [
     "ADAPTERS",
+    "REFUSED",
     "ModelAdapter",
     "adapter_class",
     "adapter_for",

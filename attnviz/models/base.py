@@ -19,6 +19,16 @@ def chat_prompt(processor: Any, question: str, n_images: int) -> str:
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
+def text_kwargs(tokenizer: Any, prompt: str) -> dict[str, bool]:
+    """``add_special_tokens=False`` when the chat template already wrote what the tokenizer adds in front (Gemma's
+    and Mistral's ``<s>``/``<bos>``, Llama 3's ``<|begin_of_text|>``, ...): tokenizing the prompt as is would start
+    it twice, which the model never saw in training. Decided from the tokenizer's own output, whatever it adds."""
+    plain = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    added = tokenizer(prompt)["input_ids"]
+    lead = len(added) - len(plain) if added[len(added) - len(plain) :] == plain else 0  # tokens put in front
+    return {"add_special_tokens": False} if lead > 0 and plain[:lead] == added[:lead] else {}
+
+
 class ModelAdapter(ABC):
     """One small adapter per family: prompt, inputs, image-token geometry."""
 
@@ -27,6 +37,7 @@ class ModelAdapter(ABC):
     # the chat templates its checkpoints ship, most common first (none stated: every known format is tried)
     chat_formats: tuple[ChatFormat, ...] = ()
     text_only: bool = False  # loaded with AutoModelForCausalLM instead of AutoModelForImageTextToText
+    flash_attention: bool = True  # False: FlashAttention cannot apply the mask the family needs (auto picks sdpa)
 
     def __init__(self, processor: Any, config: Any):
         self.processor = processor
@@ -38,7 +49,8 @@ class ModelAdapter(ABC):
 
     def prepare_inputs(self, prompt: str, images: list[Image.Image]) -> dict[str, Any]:
         """Processor output (tensors, batch of one) ready for ``model.generate``."""
-        return dict(self.processor(text=[prompt], images=images or None, return_tensors="pt"))
+        extra = text_kwargs(self.tokenizer, prompt)
+        return dict(self.processor(text=[prompt], images=images or None, return_tensors="pt", **extra))
 
     def image_token_id(self) -> int | None:
         """Id of the placeholder token that stands for image patches (None for text-only models); every

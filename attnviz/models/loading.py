@@ -64,11 +64,19 @@ def resolve_dtype(dtype: str, device: torch.device, config: Any, model_dtype: st
     return saved if isinstance(saved, torch.dtype) else DTYPES.get(str(saved), torch.bfloat16)
 
 
-def resolve_attn_implementation(name: str, device: torch.device, dtype: torch.dtype) -> str:
-    """``auto``: flash_attention_2 when it is installed and can run (CUDA, half precision), else sdpa."""
+def resolve_attn_implementation(
+    name: str, device: torch.device, dtype: torch.dtype, adapter: type[ModelAdapter] | None = None
+) -> str:
+    """``auto``: flash_attention_2 when it is installed and can run (CUDA, half precision) and the family's mask
+    survives it (``adapter.flash_attention``), else sdpa."""
     flash_ok = is_flash_attn_2_available() and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
     if name == "auto":
-        return "flash_attention_2" if flash_ok else "sdpa"
+        return "flash_attention_2" if flash_ok and (adapter is None or adapter.flash_attention) else "sdpa"
+    if name == "flash_attention_2" and adapter is not None and not adapter.flash_attention:
+        raise AttnvizError(
+            f"model.attn_implementation=flash_attention_2: {adapter.family} cannot use it (FlashAttention drops "
+            "the mask its image tokens need); use auto or sdpa"
+        )
     if name == "flash_attention_2" and not flash_ok:
         raise AttnvizError(
             "model.attn_implementation=flash_attention_2 needs the flash-attn package, a CUDA device and "
@@ -94,6 +102,10 @@ def load_processor(folder: Path, path: str, trust_remote_code: bool, kwargs: dic
         return AutoProcessor.from_pretrained(
             folder, local_files_only=True, trust_remote_code=trust_remote_code, **(kwargs or {})
         )
+    except ImportError as err:  # a processor that needs an optional package (SmolVLM's: num2words)
+        raise AttnvizError(
+            f"model.path={path}: the processor needs a package that is not installed ({one_line(str(err))[:200]})"
+        ) from err
     except (OSError, ValueError) as err:  # transformers' words for missing or unreadable processor files
         raise AttnvizError(
             f"model.path={path}: the processor cannot be loaded ({one_line(str(err))[:300]}); "
@@ -133,7 +145,7 @@ def load_model(
     torch_dtype = resolve_dtype(dtype, torch_device, config, cfg.dtype)
     processor = load_processor(folder, path, remote_code, processor_kwargs(cfg))
     adapter = adapter_cls(processor, config)
-    inner = resolve_attn_implementation(str(cfg.attn_implementation), torch_device, torch_dtype)
+    inner = resolve_attn_implementation(str(cfg.attn_implementation), torch_device, torch_dtype, adapter_cls)
     capture_name = register_capture(inner)
     log.info("loading %s (%s) on %s as %s, attention %s", folder, adapter.family, torch_device, torch_dtype, inner)
     auto_class = AutoModelForCausalLM if adapter.text_only else AutoModelForImageTextToText

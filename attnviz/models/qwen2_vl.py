@@ -1,9 +1,10 @@
-"""Qwen2-VL (and the checkpoints fine-tuned from it, e.g. Reason-RFT), Qwen2.5-VL and Qwen3-VL.
+"""Qwen2-VL (and the checkpoints fine-tuned from it, e.g. Reason-RFT), Qwen2.5-VL, Qwen3-VL and GLM-4.1V.
 
 Each image is resized to multiples of patch·merge (14·2 = 28 px); ``image_grid_thw[i] = (t, h, w)`` in patches;
 image i contributes ``t·h·w / merge²`` placeholder tokens, one contiguous run, raster order over the merged
 ``(h / merge, w / merge)`` grid, images in prompt order. Qwen2.5-VL is laid out the same way; Qwen3-VL too, with
-16-px patches (32-px cells).
+16-px patches (32-px cells); GLM-4.1V too (its vision tower merges each 2x2 block of patches with a strided
+convolution instead of an MLP, over the same patch order).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-from attnviz.chat import CHATML
+from attnviz.chat import CHATML, GLM
 from attnviz.errors import AttnvizError
 from attnviz.models.base import ModelAdapter
 from attnviz.trace import ImageGeometry
@@ -71,3 +72,12 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
 
     family = "Qwen3-VL"
     model_types = ("qwen3_vl",)
+
+
+class Glm4vAdapter(Qwen2VLAdapter):
+    """GLM-4.1V-Thinking: Qwen2-VL's grids (14-px patches, 2x2 merged: 28-px cells), between ``<|begin_of_image|>``
+    and ``<|end_of_image|>``; its own turns (``<|user|>`` / ``<|assistant|>``)."""
+
+    family = "GLM-4.1V"
+    model_types = ("glm4v",)
+    chat_formats = (GLM,)
