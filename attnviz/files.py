@@ -4,6 +4,7 @@ A run directory::
 
     combined_attention_visualization_layer{L}.mp4   the video (VIDEO_NAME)
     viewer.html  poster.png  attention_share.png   the page and the pictures
+    metrics.json  metrics_steps.npz                 grounding metrics and correctness
     metadata.json                                   written last: its status says whether the run is complete
     trace/trace.json  trace/layer_XXX.rows  trace/layer_XXX.heads  trace/image_N.png
 
@@ -17,8 +18,11 @@ METADATA_NAME = "metadata.json"
 VIEWER_NAME = "viewer.html"
 POSTER_NAME = "poster.png"
 SHARE_NAME = "attention_share.png"
+METRICS_NAME = "metrics.json"  # grounding metrics per layer and segment (attnviz.run_metrics)
+METRICS_STEPS_NAME = "metrics_steps.npz"  # the same per answer step
 TRACE_DIR = "trace"
 TRACE_HEADER = "trace.json"
+BASELINE_NAME = "baseline.npz"  # the generic-prompt image distribution per layer (attnviz.baseline)
 INPUT_IMAGE_NAME = "image_{index}.png"  # the run's input images, kept beside the rows
 
 SUMMARY_JSON = "summary.json"

@@ -70,6 +70,7 @@ class RunMetadata:
     config: dict[str, Any] = field(default_factory=dict)  # the resolved config of the run
     trace_cache: dict[str, Any] | None = None  # a sweep's shared trace: key, entry, generated
     source_run: str | None = None  # render_only: the run whose trace was rendered
+    correct: bool | None = None  # the scorer's verdict on the answer (null: no ground truth to compare with)
     error: str | None = None  # status failed: the one-line error
     traceback: str | None = None  # status failed by a bug: where
 
@@ -83,7 +84,7 @@ class RunMetadata:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object; optional facts a run does not have are left out."""
-        optional = ("trace_cache", "source_run", "error", "traceback")
+        optional = ("trace_cache", "source_run", "error", "traceback")  # correct is always written: null says "unknown"
         return {k: v for k, v in asdict(self).items() if not (k in optional and v is None)}
 
     def save(self, run_dir: str | Path) -> Path:

@@ -39,6 +39,11 @@ Norm = Choice("Norm", [("step", "step"), ("global", "global"), ("log", "log")], 
 Norm.__doc__ = "step: per-step min-max | global: one scale for every frame | log: log10 over render.log_decades"
 
 
+class ImageWeights(Choice):
+    attention = "attention"  # the row's weights on the image cells
+    relative = "relative"  # divided by the generic-prompt baseline (metrics.baseline=generic): why this question
+
+
 class ImageMode(Choice):
     cells = "cells"  # each merged-patch cell tinted, exact edges
     heatmap = "heatmap"  # interpolated between cell centres
@@ -145,12 +150,13 @@ class RenderConfig:
     norm: Norm = Norm.step  # type: ignore[valid-type]
     gamma: float = 0.4  # lifts mid-range weights after min-max scaling (step and global)
     log_decades: float = 3.0  # norm=log: decades below the step's maximum that the colour map spans
-    # sink groups kept off the scale (attnviz.analysis.sink_mask)
+    # sink groups kept off the scale (attnviz.sinks.sink_mask)
     exclude: list[SinkGroup] = field(
         default_factory=lambda: [SinkGroup.bos, SinkGroup.vision_markers, SinkGroup.chat_template]
     )
     exclude_positions: list[int] = field(default_factory=list)  # sequence positions kept off the scale
     image_mode: ImageMode = ImageMode.cells
+    image_weights: ImageWeights = ImageWeights.attention  # relative needs metrics.baseline=generic
     tint_alpha: float = 0.45  # opacity of the tint over the image
     grid_lines: bool = True
     font_path: Optional[str] = None  # monospace font; None: search the system
@@ -165,9 +171,40 @@ class VideoConfig:
     height: int = 1080
     fps: float = 4.0
     crf: int = 23  # x264/x265 quality: lower is better and bigger
-    codec: str = "libx264"
+    codec: str = "auto"  # auto: h264_nvenc where a CUDA device has the encoder, else libx264; or any ffmpeg encoder
     preset: str = "ultrafast"  # x264/x265 speed preset: the encoder, not the renderer, bounds frames/s
     pixel_format: str = "yuv420p"
+
+
+class Baseline(Choice):
+    none = "none"
+    generic = "generic"  # one extra prefill with a neutral prompt about the same images: relative attention
+
+
+@dataclass
+class MetricsConfig:
+    """Grounding metrics (attnviz.metrics): per step, layer and segment; metrics.json in every run directory."""
+
+    enabled: bool = True
+    # Layers with metrics: all (their rows are captured, measured, then only capture.layers + the video's are kept
+    # on disk), a list of indices, or null (the captured layers only).
+    layers: Any = "all"
+    region_radius: int = 0  # a ground-truth point's region: its cell grown by this many cells
+    regions_key: Optional[str] = "regions"  # sample field of ground-truth boxes [x1, y1, x2, y2] (per image)
+    baseline: Baseline = Baseline.none
+    baseline_prompt: str = "Describe the image."
+
+
+@dataclass
+class ScorerConfig:
+    """Is the answer right? ``_target_``: a function (prediction, truth, settings) -> True | False | None."""
+
+    _target_: str = "attnviz.scoring.exact"  # exact | numeric | choice | points (attnviz.scoring), or your own
+    key: Optional[str] = "answer"  # the sample field holding the ground truth; null: no scoring
+    extract: bool = True  # compare what is inside <answer>…</answer> (the whole text when there is none)
+    tolerance: float = 1e-6  # numeric: |a - b| <= tolerance · max(1, |b|)
+    distance: float = 0.0  # points: every point within this distance of its ground-truth point
+    regex: Optional[str] = None  # points: how a point is written (null: render.overlay.regex's default)
 
 
 @dataclass
@@ -178,6 +215,8 @@ class AppConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
     mode: Mode = Mode.generate
     sample_idx: int = 0
     layer_idx: int = "${model.default_layer}"  # type: ignore[assignment]  # negative counts from the end
@@ -192,6 +231,13 @@ class AppConfig:
     skip_existing: bool = False  # skip a job whose run directory's metadata.json says status complete
     reuse_traces: bool = True  # multirun: one generation per (model, sample, prompt, generation settings)
     trace_cache: Optional[str] = None  # folder of shared traces; None: <sweep dir>/.traces in a multirun
+    # Studies (samples=...): one job, many samples, the model loaded once; see attnviz/study and docs/studies.md.
+    samples: Any = None  # null: one run of sample_idx | all | "start:stop[:step]" | a list of indices or ids
+    shard: int = 0  # this job's part of the selection: every num_shards-th sample from the shard-th
+    num_shards: int = 1
+    batch_size: int = 1  # samples generated together (left padding, prompts sorted by length)
+    render_workers: Optional[int] = None  # processes rendering outputs; None: the cores left over (>= 1); 0: inline
+    videos: Any = "all"  # samples that get an MP4: all | none | the first k (an int) | a list of indices or ids
 
 
 def to_data(settings: Any) -> Any:
@@ -214,4 +260,6 @@ GROUP_SCHEMAS: dict[str, type] = {
     "capture": CaptureConfig,
     "render": RenderConfig,
     "video": VideoConfig,
+    "metrics": MetricsConfig,
+    "scorer": ScorerConfig,
 }

@@ -32,7 +32,8 @@ from attnviz.files import TRACE_DIR, heads_file, rows_file
 from attnviz.trace_store import HEADER, TRACE_FORMAT, TraceWriter, atomic_write, open_rows
 
 __all__ = [
-    "TOKEN_KINDS", "ImageGeometry", "Trace", "TRACE_FORMAT", "atomic_write", "load_trace", "save_trace", "trace_header"
+    "TOKEN_KINDS", "ImageGeometry", "Trace", "TRACE_FORMAT", "atomic_write", "load_trace", "prune_trace", "save_trace",
+    "trace_header",
 ]
 
 
@@ -105,6 +106,7 @@ class Trace:
     heads: dict[int, Any] = field(default_factory=dict)  # layer -> (T, H, S - 1) per-head rows, where captured
     mode: str = "generate"  # generate | replay: how the answer tokens came about
     chat_format: ChatFormat = field(default_factory=lambda: ChatFormat.from_json(None))  # the template's markers
+    baseline: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (C,) generic-prompt cell distribution
 
     @property
     def n_steps(self) -> int:
@@ -163,6 +165,23 @@ def save_trace(trace: Trace, directory: str | os.PathLike, dtype: str = "float32
     return writer.finish(trace_header(trace))
 
 
+def prune_trace(directory: str | os.PathLike, keep: list[int]) -> None:
+    """Keep only the rows of layers ``keep`` (those a run measured but does not render go): trace.json is rewritten
+    first, so a crash in between leaves a complete trace and some stray row files, never a trace missing rows."""
+    directory = Path(directory)
+    header = json.loads((directory / HEADER).read_text())
+    dropped = [ly for ly in header["layers"] if ly not in keep]
+    if not dropped:
+        return
+    header["layers"] = [ly for ly in header["layers"] if ly in keep]
+    header["head_layers"] = [ly for ly in header["head_layers"] if ly in keep]
+    text = json.dumps(header)
+    atomic_write(directory / HEADER, lambda f: f.write(text.encode()))
+    for layer in dropped:
+        for name in (rows_file(layer), heads_file(layer)):
+            (directory / name).unlink(missing_ok=True)
+
+
 def find_trace_dir(path: str | os.PathLike) -> Path:
     """A run directory (holding ``trace/``) or a trace folder itself -> the trace folder; clear errors otherwise."""
     path = Path(path).expanduser()
@@ -172,6 +191,12 @@ def find_trace_dir(path: str | os.PathLike) -> Path:
     if any(path.glob("trace/.*.part")) or any(path.glob(".*.part")):
         raise AttnvizError(f"{path} holds an unfinished trace (no trace.json yet): the run stopped or still runs")
     raise AttnvizError(f"{path} holds no trace: give a run directory or its trace/ folder")
+
+
+def load_baseline(directory: Path) -> dict[int, np.ndarray]:
+    from attnviz.metrics import load_baseline as load  # the metrics own the baseline's format
+
+    return load(directory)
 
 
 def load_trace(path: str | os.PathLike) -> Trace:
@@ -198,4 +223,5 @@ def load_trace(path: str | os.PathLike) -> Trace:
         heads=heads,
         mode=header.get("mode", "generate"),
         chat_format=ChatFormat.from_json(header.get("chat_format")),
+        baseline=load_baseline(directory),
     )

@@ -18,16 +18,19 @@ from typing import Any
 
 from PIL import Image
 
-from attnviz.checks import choice, resolve_layer
+from attnviz.baseline import write_generic_baseline
+from attnviz.checks import choice, resolve_layer, resolve_layers
 from attnviz.data import Sample, load_sample, parse_sample
 from attnviz.files import TRACE_DIR
 from attnviz.metadata import ModelInfo
+from attnviz.metrics import load_baseline
 from attnviz.models.loading import load_model
 from attnviz.outputs import prepare_run_dir
-from attnviz.rerender import RunRecord, finish_run, save_inputs
+from attnviz.rerender import MetricsPlan, RunRecord, finish_run, metrics_plan, save_inputs
 from attnviz.schema import (
     DEFAULT_START_PHRASE,
     AppConfig,
+    Baseline,
     CaptureConfig,
     DatasetConfig,
     GenerationConfig,
@@ -38,7 +41,7 @@ from attnviz.schema import (
     to_data,
 )
 from attnviz.trace import Trace
-from attnviz.tracing import CaptureRequest, build_trace, capture_request
+from attnviz.tracing import CaptureRequest, PreparedSample, build_trace, build_traces, capture_request, prepare_sample
 
 DEFAULTS = AppConfig()
 PREDECESSOR_LAYER = 20  # the predecessor's default layer_idx in Python
@@ -130,7 +133,8 @@ class AttentionVisualizer:
         trace, prompt = self.generate_trace(parsed, images, [layer], run_dir / TRACE_DIR)
         save_inputs(images, run_dir / TRACE_DIR)
         app = replace(self.app, layer_idx=layer_idx, start_phrase=start_phrase)  # as metadata's config says
-        record = RunRecord(self.model_info(), parsed.fields, prompt, self.timings, to_data(app))
+        record = RunRecord(self.model_info(), parsed.fields, prompt, self.timings, to_data(app),
+                           metrics_plan=self.metrics_plan(keep_layers=self.capture_plan([layer], metrics=False).layers))
         return str(finish_run(
             record, trace, layer, images, app.render, app.video, start_phrase=start_phrase, run_dir=run_dir
         ))
@@ -144,14 +148,40 @@ class AttentionVisualizer:
         trace, prompt = build_trace(
             self.loaded, sample, images, request, self.app.generation, self.app.dataset.prompt_template, trace_dir
         )
+        if self.app.metrics.baseline == Baseline.generic:  # one more prefill: the same images, a neutral question
+            write_generic_baseline(self.loaded, images, self.app.metrics.baseline_prompt, request.layers, trace_dir)
+            trace = replace(trace, baseline=load_baseline(trace_dir))
         self.timings[f"{self.mode}_s"] = time.perf_counter() - t0
         return trace, prompt
 
-    def capture_plan(self, layers: list[int]) -> CaptureRequest:
-        """capture.* settings plus the absolute ``layers`` a caller needs (the video's, a sweep's)."""
-        base = capture_request(self.app.capture, layers[0], self.loaded.num_layers, self.mode)
-        wanted = sorted({*base.layers, *layers})
-        return replace(base, layers=wanted, head_layers=wanted if base.head_layers else [])
+    def prepare(self, sample: Sample, images: list[Image.Image]) -> PreparedSample:
+        """The sample's prompt, model inputs and image geometry, for :meth:`generate_traces`."""
+        return prepare_sample(self.loaded, sample, images, self.app.dataset.prompt_template)
+
+    def generate_traces(
+        self, batch: list[PreparedSample], layers: list[int], trace_dirs: list[Path], progress: bool = True
+    ) -> list[Trace]:
+        """Generate for ``batch`` together (one left-padded batch); each sample's trace, streamed into its
+        ``trace_dirs`` entry, equals the one :meth:`generate_trace` makes for it alone (greedy decoding)."""
+        t0 = time.perf_counter()
+        request = self.capture_plan(layers)
+        traces = build_traces(self.loaded, batch, request, self.app.generation, trace_dirs, progress)
+        self.timings["generate_s"] = time.perf_counter() - t0
+        return traces
+
+    def capture_plan(self, layers: list[int], metrics: bool = True) -> CaptureRequest:
+        """capture.* settings plus the absolute ``layers`` a caller needs (the video's, a sweep's) and, with
+        ``metrics``, those ``metrics.layers`` measures (their rows are dropped once measured)."""
+        n = self.loaded.num_layers
+        base = capture_request(self.app.capture, layers[0], n, self.mode)
+        measured = resolve_layers(self.app.metrics.layers, layers[0], n) if metrics and self.app.metrics.enabled else []
+        wanted = sorted({*base.layers, *layers, *measured})
+        heads = sorted({*base.layers, *layers}) if base.head_layers else []  # per-head rows only where rendered
+        return replace(base, layers=wanted, head_layers=heads)
+
+    def metrics_plan(self, keep_layers: list[int] | None = None) -> MetricsPlan:
+        """How finish_run scores the answer and measures every captured layer."""
+        return metrics_plan(self.app, keep_layers)
 
     def model_info(self) -> ModelInfo:
         loaded = self.loaded

@@ -1,5 +1,8 @@
 """Capture cost side by side: plain SDPA generation vs eager output_attentions vs attnviz (1 layer, all) vs replay.
 
+``capture_all_metrics`` is what a run with grounding metrics does (metrics.layers=all): capture every layer, compute
+every metric of every layer from the rows on disk, then keep one layer's rows.
+
     python benchmarks/capture.py                 # CPU, bench model: Qwen2-VL shape, random weights, fp32
     python benchmarks/capture.py --device cuda --shape 7b --new-tokens 1024 --replay-tokens 256
 
@@ -27,12 +30,13 @@ from statistics import median
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmark the checkout this file sits in
 
-MODES = ("plain", "eager", "capture_one", "capture_all", "replay")
+MODES = ("plain", "eager", "capture_one", "capture_all", "capture_all_metrics", "replay")
 LABELS = {
     "plain": "plain generate (no capture)",
     "eager": "eager + output_attentions, all layers",
     "capture_one": "attnviz, 1 layer",
     "capture_all": "attnviz, all layers",
+    "capture_all_metrics": "attnviz, all layers + metrics, keep 1",
     "replay": "attnviz replay, all layers",
 }
 

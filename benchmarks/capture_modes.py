@@ -23,6 +23,8 @@ from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VL
 from attnviz.capture import RowRecorder, recording, register_capture
 from attnviz.capture.replay import replay_with_capture
 from attnviz.demo import build
+from attnviz.metrics import key_classes, metric_rows
+from attnviz.trace import ImageGeometry, Trace, load_trace, prune_trace, trace_header
 from attnviz.trace_store import TraceWriter
 
 IMAGE_PX = 672  # 672 / 28 = 24 -> 24 x 24 = 576 image tokens
@@ -131,12 +133,29 @@ def run_once(mode: str, model: Any, inputs: dict[str, Any], n_tokens: int, answe
     prompt_len = inputs["input_ids"].shape[1]
     if mode == "replay":
         replay_with_capture(model, inputs, answer, RowRecorder(chosen, writer, answer=(prompt_len, len(answer))))
+        ids = inputs["input_ids"][0].tolist() + answer
     else:
         with recording(RowRecorder(chosen, writer)):
-            model.generate(**inputs, **greedy(n_tokens))
+            ids = model.generate(**inputs, **greedy(n_tokens))[0].tolist()
     kept = writer.kept_bytes()
-    writer.finish({"prompt_len": prompt_len})
+    trace = bench_trace(model, inputs, ids)
+    writer.finish(trace_header(trace))
+    if mode == "capture_all_metrics":  # every metric of every layer from the rows on disk, then keep one layer
+        measured = load_trace(out_dir)
+        kinds = np.zeros(len(ids), dtype=bool)
+        metric_rows(measured, layers, key_classes(measured, kinds, None))
+        prune_trace(out_dir, layers[-1:])
     return kept
+
+
+def bench_trace(model: Any, inputs: dict[str, Any], ids: list[int]) -> Trace:
+    """Token kinds and the image's geometry of a bench run (one image, Qwen2-VL layout)."""
+    image_id = model.config.image_token_id
+    kinds = ["image" if i == image_id else "text" for i in ids]
+    start = kinds.index("image")
+    _, h, w = (int(v) // 2 for v in inputs["image_grid_thw"][0].tolist())  # patches -> merged 2x2 cells
+    geometry = ImageGeometry(0, start, h, w, h * 28, w * 28)
+    return Trace(ids, [""] * len(ids), kinds, inputs["input_ids"].shape[1], images=[geometry])
 
 
 def text_attention_for(mode: str, kernel: str) -> str:

@@ -41,7 +41,8 @@ def test_three_layers_two_samples_generate_twice(tmp_path, compose_cfg, generate
     for layer, sample in jobs:
         video = run(job_cfg(layer, sample)[0])
         assert video.name == f"combined_attention_visualization_layer{layer}.mp4" and video.stat().st_size > 0
-    assert generate_calls == [[0, 1, 2], [0, 1, 2]]  # one generation per sample, capturing every swept layer
+    # one generation per sample, capturing every swept layer (and every other one, for the metrics)
+    assert generate_calls == [[0, 1, 2, 3], [0, 1, 2, 3]]
 
     metas = {job: read_metadata(job_cfg(*job)[1]) for job in jobs}
     for (layer, sample), meta in metas.items():

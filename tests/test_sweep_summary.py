@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -17,28 +16,15 @@ from attnviz.sweep.callback import SweepSummary
 from attnviz.sweep.overrides import BASIC_SWEEPER
 from attnviz.sweep.plot import plot_image_share
 from attnviz.sweep.summary import expected_jobs, write_summary
-from attnviz.trace import ImageGeometry, Trace, load_trace, save_trace
+from attnviz.trace import Trace, load_trace, save_trace
+from tests.test_sweep_cache import synthetic_trace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_trace(seed: int = 0) -> Trace:
     """Prompt of 6 tokens (2 image, 3 text, 1 special), 3 generated; layers 0 and 1; rows sum to 1."""
-    rng = np.random.default_rng(seed)
-    rows = {}
-    for layer in (0, 1):
-        raw = rng.random((3, 8)) + layer  # (T, S - 1)
-        for t in range(3):
-            raw[t, 6 + t :] = 0.0  # keys after the query are zero (see attnviz.trace)
-        rows[layer] = (raw / raw.sum(axis=1, keepdims=True)).astype(np.float32)
-    return Trace(
-        token_ids=list(range(9)),
-        token_texts=[f"t{i}" for i in range(9)],
-        token_kinds=["special", "image", "image", "text", "text", "text", "text", "text", "special"],
-        prompt_len=6,
-        images=[ImageGeometry(index=0, token_start=1, grid_h=1, grid_w=2, pixel_h=28, pixel_w=56)],
-        rows=rows,
-    )
+    return synthetic_trace([0, 1], seed)
 
 
 def stored_tiny_trace(directory: Path) -> Trace:

@@ -19,14 +19,13 @@ from hydra.types import RunMode
 from PIL import Image
 
 from attnviz.checks import resolve_layer, resolve_layers
-from attnviz.config import plain
 from attnviz.data import Sample
 from attnviz.errors import AttnvizError
 from attnviz.files import TRACE_DIR, TRACES_DIR
 from attnviz.metadata import FAILED, ModelInfo, RunMetadata
 from attnviz.outputs import prepare_run_dir
-from attnviz.rerender import RunRecord, finish_run
-from attnviz.schema import AppConfig
+from attnviz.rerender import RunRecord, finish_run, metrics_plan
+from attnviz.schema import AppConfig, to_data
 from attnviz.sweep.cache import planned_layers, shared_trace, trace_key
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ def run_shared(
     make_visualizer: Callable[[], AttentionVisualizer],
 ) -> Path:
     """Render this job's layer from the sample's shared trace, generating it only if no job did yet."""
-    config = plain(app)
+    config = to_data(app)
     key = trace_key(config, sample.fields, images)
     plan = planned_layers(cache_dir)
 
@@ -103,7 +102,10 @@ def run_shared(
     timings["trace_s"] = shared.wait_s  # waiting for the lock + loading (or generating + saving)
     model = ModelInfo.from_json(info["model"])
     cache = {"key": key, "entry": str(cache_dir / key), "generated": shared.generated}
-    record = RunRecord(model, sample.fields, info["prompt"], timings, config, trace_cache=cache)
+    n = model.num_layers
+    keep = sorted({*own_layers(n), *(layer % n for layer in plan if -n <= layer < n)})  # what the sweep renders
+    record = RunRecord(model, sample.fields, info["prompt"], timings, config, trace_cache=cache,
+                       metrics_plan=metrics_plan(app, keep))  # the shared entry keeps every layer
     layer = resolve_layer(app.layer_idx, model.num_layers)
     log.info("%s trace %s (layers %s)", "generated" if shared.generated else "reused", key, shared.trace.layers)
     return finish_run(

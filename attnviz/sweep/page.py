@@ -15,9 +15,25 @@ body { font-family: sans-serif; margin: 1.5em; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.failed td, tr.incomplete td, tr.not-started td, tr.unknown td { background: #fde8e8; }
-.error { color: #a00; white-space: pre-wrap; max-width: 40em; }
+tr.failed td, tr.incomplete td, tr.not-started td, tr.unknown td, tr.pending td, tr.running td { background: #fde8e8; }
+.error { color: #a00; white-space: pre-wrap; max-width: 50em; }
 """
+
+
+def index_page(title: str, intro: list[str], head: list[str], rows: list[str]) -> str:
+    """A sweep's or a study's index.html: ``title``, ``intro`` (HTML paragraphs, already escaped) and a table of
+    ``rows`` (``<tr>`` HTML, already escaped) under the ``head`` column names."""
+    parts = [
+        "<!doctype html>",
+        f'<html><head><meta charset="utf-8"><title>{escape(title)}</title>',
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        *intro,
+        "<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>",
+        *rows,
+        "</tbody></table></body></html>",
+    ]
+    return "\n".join(parts) + "\n"
 
 
 def _link(href: str | None, text: str) -> str:
@@ -57,21 +73,15 @@ def render_index(summary: dict[str, Any]) -> str:
     head = [*param_keys, "status", *(f"{k} share" for k in SHARE_KINDS), "outputs", "SLURM job"]
     plot = summary["files"].get("plot")
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["status_counts"].items()))
-    parts = [
-        "<!doctype html>",
-        '<html><head><meta charset="utf-8"><title>attnviz sweep</title>',
-        f"<style>{STYLE}</style></head><body>",
-        f"<h1>attnviz sweep</h1><p>{escape(summary['sweep_dir'])}: {summary['n_jobs']} jobs ({escape(counts)}); "
+    intro = [
+        f"<p>{escape(summary['sweep_dir'])}: {summary['n_jobs']} jobs ({escape(counts)}); "
         f"{summary['generate_calls']} generations.</p>",
         _verdict(summary),
         "<p>Share: the attention row that produced each generated token, at the run's layer, split by token kind "
         "and averaged over the generated tokens.</p>",
         f'<p><img src="{escape(plot, quote=True)}" alt="image-attention share per layer"></p>' if plot else "",
-        "<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>",
-        *(_row(job, param_keys) for job in jobs),
-        "</tbody></table></body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return index_page("attnviz sweep", intro, head, [_row(job, param_keys) for job in jobs])
 
 
 def write_index(summary: dict[str, Any], path: Path) -> Path:
