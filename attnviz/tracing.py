@@ -1,22 +1,29 @@
-"""Sample + model -> Trace: build the prompt, generate (or replay) with capture streamed to disk, label tokens."""
+"""Sample + model -> Trace: build the prompt, generate (or replay) with capture streamed to disk, label tokens.
+
+:func:`build_trace` does one sample; :func:`build_traces` generates a batch of prepared samples together (left
+padding, :mod:`attnviz.capture.batch`), each trace equal to the one its sample gets alone.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
-from attnviz.capture.generate import generate_with_capture
+from attnviz.capture.batch import BatchSink, collate
+from attnviz.capture.generate import generate_batch_with_capture, generate_with_capture
 from attnviz.capture.recorder import RowRecorder
 from attnviz.capture.replay import answer_ids, answer_text, replay_with_capture
+from attnviz.chat import ChatFormat
 from attnviz.checks import choice, resolve_layers
 from attnviz.data import Sample
 from attnviz.errors import AttnvizError
 from attnviz.models.loading import LoadedModel
 from attnviz.models.tokens import special_token_ids, token_kinds, token_texts
 from attnviz.schema import CaptureConfig, CaptureHeads, GenerationConfig, Mode, StorageDtype
-from attnviz.trace import Trace, load_trace, trace_header
+from attnviz.trace import ImageGeometry, Trace, load_trace, trace_header
 from attnviz.trace_store import TraceWriter
 
 
@@ -43,6 +50,51 @@ def capture_request(
     return CaptureRequest(layers, head_layers, dtype.value, mode.value, capture_cfg.replay_key)
 
 
+@dataclass
+class PreparedSample:
+    """One sample's model inputs, made alone (a batch of one) before any generation."""
+
+    sample: Sample
+    images: list[Image.Image]
+    prompt: str
+    chat_format: ChatFormat
+    inputs: dict[str, Any]  # processor output: input_ids (1, P), attention_mask (1, P), pixel values, ...
+    geometry: list[ImageGeometry]
+
+    @property
+    def prompt_len(self) -> int:
+        return int(self.inputs["input_ids"].shape[1])
+
+
+def prepare_sample(
+    loaded: LoadedModel, sample: Sample, images: list[Image.Image], prompt_template: str
+) -> PreparedSample:
+    """Prompt, processor inputs (on the CPU) and image geometry of ``sample``; a prompt longer than the model's
+    context is a one-line error."""
+    adapter = loaded.adapter
+    prompt = adapter.build_prompt(prompt_template.format(Question=sample.problem), len(images))
+    inputs = adapter.prepare_inputs(prompt, images)
+    geometry = adapter.image_geometry(inputs, [image.size for image in images])
+    prepared = PreparedSample(sample, images, prompt, adapter.chat_format(prompt), inputs, geometry)
+    context = context_length(loaded.model)
+    if context is not None and prepared.prompt_len > context:
+        raise AttnvizError(
+            f"sample {sample.id}: the prompt is {prepared.prompt_len} tokens, over the model's context of {context} "
+            "(max_position_embeddings); shorten the question or lower model.max_pixels"
+        )
+    return prepared
+
+
+def context_length(model: Any) -> int | None:
+    config = getattr(model.config, "text_config", model.config)
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if value else None
+
+
+def on_device(inputs: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+
+
 def build_trace(
     loaded: LoadedModel,
     sample: Sample,
@@ -53,30 +105,70 @@ def build_trace(
     trace_dir: str | Path,
 ) -> tuple[Trace, str]:
     """Run the model on ``sample``, streaming rows into ``trace_dir``; returns the (lazily loaded) trace and prompt."""
-    adapter = loaded.adapter
-    prompt = adapter.build_prompt(prompt_template.format(Question=sample.problem), len(images))
-    chat_format = adapter.chat_format(prompt)  # the template's markers, as the adapter states them
-    inputs = adapter.prepare_inputs(prompt, images)
-    geometry = adapter.image_geometry(inputs, [image.size for image in images])
-    inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+    prepared = prepare_sample(loaded, sample, images, prompt_template)
     writer = TraceWriter(trace_dir, request.layers, request.head_layers, request.dtype)
     try:
-        answer = run_capture(loaded, inputs, request, gen_cfg, writer, sample.fields)
+        answer = run_capture(loaded, on_device(prepared.inputs, loaded.device), request, gen_cfg, writer, sample.fields)
     except BaseException:
         writer.abort()
         raise
-    ids = inputs["input_ids"][0].tolist() + answer
+    return publish(loaded, prepared, answer, request.mode, writer), prepared.prompt
+
+
+def build_traces(
+    loaded: LoadedModel,
+    batch: list[PreparedSample],
+    request: CaptureRequest,
+    gen_cfg: GenerationConfig,
+    trace_dirs: list[Path],
+    progress: bool = True,
+) -> list[Trace]:
+    """Generate for ``batch`` together (left-padded); each sample's trace equals the one generating it alone makes."""
+    if request.mode != "generate":
+        raise ValueError("only generation is batched; replay runs one sample at a time")
+    writers = [TraceWriter(d, request.layers, request.head_layers, request.dtype) for d in trace_dirs]
+    try:
+        inputs, pads = collate([p.inputs for p in batch], pad_token_id(loaded))
+        sink = BatchSink(writers, pads)
+        recorder = RowRecorder(request.layers, sink, request.head_layers)
+        answers = generate_batch_with_capture(
+            loaded.model, on_device(inputs, loaded.device), recorder, gen_cfg, sink, progress
+        )
+        for writer, answer in zip(writers, answers, strict=True):
+            if not answer or set(writer.n_rows.values()) != {len(answer)}:
+                raise RuntimeError(f"captured {writer.n_rows} rows for {len(answer)} generated tokens")
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    return [publish(loaded, p, a, request.mode, w) for p, a, w in zip(batch, answers, writers, strict=True)]
+
+
+def pad_token_id(loaded: LoadedModel) -> int:
+    """The id put in padded positions (masked, so any id works): the tokenizer's pad, else end, else 0."""
+    tokenizer = loaded.adapter.tokenizer
+    for value in (tokenizer.pad_token_id, getattr(loaded.model.generation_config, "pad_token_id", None),
+                  tokenizer.eos_token_id):
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def publish(loaded: LoadedModel, prepared: PreparedSample, answer: list[int], mode: str, writer: TraceWriter) -> Trace:
+    """Label the tokens, write trace.json (last) and reload the trace lazily from disk."""
+    adapter = loaded.adapter
+    ids = prepared.inputs["input_ids"][0].tolist() + answer
     trace = Trace(
         token_ids=ids,
         token_texts=token_texts(adapter.tokenizer, ids),
         token_kinds=token_kinds(ids, adapter.image_token_id(), special_token_ids(adapter.tokenizer)),
         prompt_len=len(ids) - len(answer),
-        images=geometry,
-        mode=request.mode,
-        chat_format=chat_format,
+        images=prepared.geometry,
+        mode=mode,
+        chat_format=prepared.chat_format,
     )
     writer.finish(trace_header(trace))
-    return load_trace(trace_dir), prompt
+    return load_trace(writer.directory)
 
 
 def run_capture(loaded, inputs, request: CaptureRequest, gen_cfg, writer: TraceWriter, fields) -> list[int]:

@@ -1,6 +1,8 @@
 """Stream frames to an MP4 through the ffmpeg that imageio-ffmpeg bundles.
 
-Frames are piped to ffmpeg as they are produced (never collected). The file is written under a hidden temporary
+``video.codec=auto`` encodes with NVIDIA's ``h264_nvenc`` when a CUDA device is present and the encoder opens
+(probed once per process: a few tiny frames), else with ``libx264``. Frames are piped to ffmpeg as they are
+produced (never collected). The file is written under a hidden temporary
 name in the target folder and renamed only after ffmpeg exited with status 0, so a crash, an interrupt or a
 failing frame source never leaves a truncated video under the final name.
 """
@@ -8,10 +10,12 @@ failing frame source never leaves a truncated video under the final name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +30,67 @@ from attnviz.schema import VideoConfig
 log = logging.getLogger(__name__)
 
 STDERR_TAIL = 2000  # characters of ffmpeg's own message kept in an error
+AUTO, NVENC, FALLBACK = "auto", "h264_nvenc", "libx264"
+PROBE_SIZE, PROBE_FRAMES = (256, 144), 4  # NVENC's smallest frame is larger than a thumbnail: 256x144 is safe
+# x264 speed presets -> NVENC's p1 (fastest) .. p7 (slowest)
+NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
+                 "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7"}
+
+
+def cuda_present() -> bool:
+    """Is a CUDA device visible? Without importing torch (renderers are model-free): torch's answer when it is
+    imported already, else whether the NVIDIA driver lists a GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return bool(torch.cuda.is_available())
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
+
+
+@functools.cache
+def encoder_opens(codec: str) -> bool:
+    """Encode PROBE_FRAMES black frames with ``codec`` into ffmpeg's null muxer: True when that works."""
+    width, height = PROBE_SIZE
+    source = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", "4", "-i", "-"]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *source, *encode_args(VideoConfig(codec=codec)),
+           "-f", "null", "-"]
+    try:
+        done = subprocess.run(cmd, input=bytes(width * height * 3 * PROBE_FRAMES), capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.info("video encoder %s does not open: %s", codec, err)
+        return False
+    if done.returncode != 0:
+        log.info("video encoder %s does not open: %s", codec, _first_lines(done.stderr.decode(errors="replace")))
+    return done.returncode == 0
+
+
+def resolve_codec(codec: str) -> str:
+    """``auto`` -> h264_nvenc when a CUDA device is present and the encoder opens, else libx264; others as given."""
+    if codec != AUTO:
+        return codec
+    chosen = NVENC if cuda_present() and encoder_opens(NVENC) else FALLBACK
+    _log_choice(chosen)
+    return chosen
+
+
+@functools.cache
+def _log_choice(codec: str) -> None:
+    log.info("video.codec=auto: encoding with %s", codec)
+
+
+def encode_args(cfg: VideoConfig) -> list[str]:
+    """ffmpeg's output options for ``cfg`` (codec resolved): quality as crf (x264/x265) or cq (NVENC), preset."""
+    codec = resolve_codec(cfg.codec)
+    args = ["-an", "-c:v", codec, "-pix_fmt", cfg.pixel_format]
+    if codec.endswith("_nvenc"):
+        preset = NVENC_PRESETS.get(cfg.preset, cfg.preset or "p1")
+        return [*args, "-preset", preset, "-rc", "vbr", "-cq", str(cfg.crf), "-b:v", "0"]
+    args += ["-crf", str(cfg.crf)]
+    if codec in ("libx264", "libx265") and cfg.preset:
+        args += ["-preset", cfg.preset]
+    return args
 
 
 def write_video(
@@ -65,7 +130,7 @@ def _pipe_frames(proc: subprocess.Popen, first: np.ndarray, rest, total: int | N
     """Write every frame to ffmpeg's stdin; returns how many."""
     shape = first.shape
     count = 0
-    with tqdm(total=total, unit="frame", desc="video", mininterval=1.0) as bar:
+    with tqdm(total=total, unit="frame", desc="video", mininterval=1.0, leave=False) as bar:
         frame = first
         while frame is not None:
             if frame.shape != shape:
@@ -94,10 +159,7 @@ def _even_frame(frame: np.ndarray | None, shape: tuple[int, ...] | None) -> np.n
 
 def _start_ffmpeg(tmp: Path, width: int, height: int, cfg: VideoConfig, stderr) -> subprocess.Popen:
     source = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(cfg.fps), "-i", "-"]
-    encode = ["-an", "-c:v", cfg.codec, "-pix_fmt", cfg.pixel_format, "-crf", str(cfg.crf)]
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", *source, *encode]
-    if cfg.codec in ("libx264", "libx265") and getattr(cfg, "preset", None):
-        cmd += ["-preset", cfg.preset]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", *source, *encode_args(cfg)]
     cmd += ["-movflags", "+faststart", str(tmp)]  # index up front: browsers play it before it has loaded
     log.debug("ffmpeg command: %s", " ".join(cmd))
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)

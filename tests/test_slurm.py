@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -53,6 +54,16 @@ def _sacct_states(job_ids: list[str]) -> dict[str, str]:
     return dict(line.split("|", 1) for line in out.splitlines() if line)
 
 
+def _final_states(job_ids: list[str], timeout: float = 60.0) -> dict[str, str]:
+    """sacct states once every job has left RUNNING: a job's process ends a moment after submitit has its result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = _sacct_states(job_ids)
+        if not {"PENDING", "RUNNING", "COMPLETING"} & set(states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
+
+
 @pytest.mark.slow
 def test_demo_sweep_on_slurm(tmp_path, slurm_cluster):
     sweep = tmp_path / "sweep"
@@ -71,6 +82,31 @@ def test_demo_sweep_on_slurm(tmp_path, slurm_cluster):
         assert (sweep / job["files"]["video"]).stat().st_size > 0
         job_ids.append(job["slurm_job_id"])
     assert all(job_ids) and len(set(job_ids)) == 2  # each run was its own SLURM job
-    assert set(_sacct_states(job_ids).values()) == {"COMPLETED"}
+    assert set(_final_states(job_ids).values()) == {"COMPLETED"}
     assert (sweep / "index.html").is_file() and (sweep / "image_attention_share.png").is_file()
     assert any((sweep / ".submitit").iterdir())  # submitit's sbatch scripts and logs
+
+
+@pytest.mark.slow
+def test_two_shard_study_on_slurm(tmp_path, slurm_cluster):
+    """shard=0,1 num_shards=2: two array tasks, each one study job loading the model once; one merged index."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    cluster = [*LOCAL_CLUSTER[:2], "hydra.launcher.mem_gb=2", *LOCAL_CLUSTER[3:]]
+    cmd = [sys.executable, str(PROJECT_ROOT / "run.py"), "-m", "hydra/launcher=slurm", *cluster, "samples=0:5",
+           "shard=0,1", "num_shards=2", "batch_size=2", "render_workers=1", "videos=3", "generation.max_new_tokens=8",
+           "video.width=320", "video.height=180", f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    merged = json.loads((sweep / "study.json").read_text())
+    assert merged["status"] == "complete" and merged["n_samples"] == merged["n_complete"] == 5
+    assert merged["n_jobs"] == 2 and merged["model_loads"] == 2  # one load per shard
+    assert sorted(entry["index"] for entry in merged["samples"]) == [0, 1, 2, 3, 4]
+    job_ids = [job["slurm_job_id"] for job in merged["jobs"]]
+    assert all(job_ids) and len(set(job_ids)) == 2
+    assert set(_final_states(job_ids).values()) == {"COMPLETED"}
+    for entry in merged["samples"]:
+        meta = json.loads((sweep / entry["dir"] / "metadata.json").read_text())
+        assert meta["status"] == "complete" and meta["slurm_job_id"] in job_ids
+        assert ("video" in meta["files"]) == (entry["index"] < 3)  # videos=3: the first three of the selection
+    assert 'href="shard=1/samples/' in (sweep / "index.html").read_text()

@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.generation.streamers import BaseStreamer
 
+from attnviz.capture.batch import BatchSink, EndWatcher, answer_tokens, end_token_ids
 from attnviz.capture.recorder import RowRecorder, recording
 
 log = logging.getLogger(__name__)
@@ -52,3 +53,19 @@ def generate_with_capture(model: Any, inputs: dict[str, Any], recorder: RowRecor
         raise RuntimeError(f"captured {recorder.n_steps()} rows for {len(generated)} generated tokens")
     log.info("generated %d tokens", len(generated))
     return generated
+
+
+def generate_batch_with_capture(
+    model: Any, inputs: dict[str, Any], recorder: RowRecorder, gen_cfg: Any, sink: BatchSink, progress: bool = True
+) -> list[list[int]]:
+    """Generate for a left-padded batch (B, P) while ``recorder`` hands rows to ``sink`` (which drops a sample's rows
+    once its answer has ended); returns each sample's answer ids, up to and including its end token."""
+    torch.manual_seed(int(gen_cfg.seed))
+    prompt_len = inputs["input_ids"].shape[1]
+    end_ids = end_token_ids(model)
+    watcher = EndWatcher(sink, end_ids, int(gen_cfg.max_new_tokens), progress)
+    with torch.inference_mode(), recording(recorder):
+        out = model.generate(**inputs, streamer=watcher, disable_compile=True, **sampling_kwargs(gen_cfg))  # (B, S)
+    answers = [answer_tokens(row, end_ids) for row in out[:, prompt_len:].tolist()]
+    log.info("generated %s tokens for a batch of %d", "/".join(str(len(a)) for a in answers), len(answers))
+    return answers

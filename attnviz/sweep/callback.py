@@ -44,6 +44,9 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if config.get("samples") is not None:  # jobs are studies (shards): one merged study index instead
+            end_study(sweep_dir, expected_jobs(config))
+            return
         try:
             summary = write_summary(sweep_dir, expected_jobs(config), time.perf_counter() - self.started)
         except Exception:
@@ -59,3 +62,21 @@ class SweepSummary(Callback):
                 log.error("%s", line)
             # SystemExit is not an Exception: Hydra lets it through, so the sweep's exit code says it failed.
             sys.exit(1)
+
+
+def end_study(sweep_dir: Path, expected: list[list[str]] | None) -> None:
+    """Merge the jobs' study indexes into ``<sweep dir>/study.json`` + index.html; exit 1 unless all complete."""
+    from attnviz.study.merge import write_merged
+
+    try:
+        data = write_merged(sweep_dir, None if expected is None else len(expected))
+    except Exception:
+        log.exception("writing the merged study index failed")
+        sys.exit(1)
+    done = data["status"] == "complete"
+    (log.info if done else log.error)(
+        "study: %d of %d samples complete, %d failed, %d job(s), %d model load(s); %s", data["n_complete"],
+        data["n_samples"], data["n_failed"], data["n_jobs"], data["model_loads"], sweep_dir / INDEX_HTML,
+    )
+    if not done:
+        sys.exit(1)
