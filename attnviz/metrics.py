@@ -199,19 +199,33 @@ def segment_steps(trace: Trace, regex: str | None = None) -> dict[str, np.ndarra
     return found
 
 
-def _mean(values: np.ndarray) -> float | None:
-    kept = values[~np.isnan(values)]
-    return float(kept.mean()) if len(kept) else None
+def segment_means(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """(M, T) step values and (G, T) 0/1 segment membership -> (G, M) means over each segment's steps, NaN left
+    out (NaN where a segment has no value): two matrix products for every segment at once."""
+    valid = ~np.isnan(values)
+    sums = members @ np.where(valid, values, 0.0).T  # (G, M)
+    counts = members @ valid.T.astype(np.float64)
+    return np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
 
 
-def aggregate(per_step: dict[str, np.ndarray], steps: np.ndarray) -> dict[str, object]:
-    """The means of a segment's steps (None where a metric never applies)."""
-    row: dict[str, object] = {"n_tokens": int(len(steps))}
-    for name in STEP_METRICS:
-        row[name] = _mean(per_step[name][steps])
-    shares = per_step["image_shares"][steps]  # (n, n_images)
-    row["image_shares"] = [_mean(shares[:, i]) for i in range(shares.shape[1])]
-    return row
+def _none_for_nan(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+def aggregate_segments(per_step: dict[str, np.ndarray], segments: dict[str, np.ndarray], n_steps: int) -> list[dict]:
+    """One row per segment: its token count and the means of every step metric and per-image share."""
+    names = list(segments)
+    members = np.zeros((len(names), n_steps))
+    for g, name in enumerate(names):
+        members[g, segments[name]] = 1.0
+    means = segment_means(np.stack([per_step[name] for name in STEP_METRICS]), members)  # (G, M)
+    per_image = segment_means(per_step["image_shares"].T, members)  # (G, n_images)
+    return [
+        {"segment": name, "n_tokens": int(len(segments[name])), **dict(zip(STEP_METRICS, _none_for_nan(means[g]),
+                                                                           strict=True)),
+         "image_shares": _none_for_nan(per_image[g])}
+        for g, name in enumerate(names)
+    ]
 
 
 def metric_rows(
@@ -224,7 +238,7 @@ def metric_rows(
     for layer in layers:
         per_step = step_metrics(trace, layer, classes)
         per_layer[layer] = per_step
-        rows.extend({"layer": layer, "segment": name, **aggregate(per_step, steps)} for name, steps in segments.items())
+        rows.extend({"layer": layer, **row} for row in aggregate_segments(per_step, segments, trace.n_steps))
     return rows, per_layer
 
 

@@ -90,7 +90,7 @@ def write_metrics(
         "rows": rows,
     }
     _write_steps(per_layer, layers, run_dir / METRICS_STEPS_NAME)
-    text = json_text(payload, indent=1, allow_nan=False)
+    text = json_text(payload, separators=(",", ":"), allow_nan=False)  # no indent: the C encoder, 10x faster
     atomic_write(run_dir / METRICS_NAME, lambda f: f.write(text.encode("utf-8")))
     return RunMetrics(correct, layers, has_regions)
 
@@ -104,5 +104,5 @@ def _write_steps(per_layer: dict[int, dict], layers: Sequence[int], path: Path) 
             dtype = np.int32 if name == "top_cell" else np.float32
             arrays[name] = np.stack([np.asarray(per_layer[layer][name]) for layer in layers]).astype(dtype)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez(buffer, **arrays)  # a few kB: compressing costs more time than it saves
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
