@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from transformers import AutoConfig, AutoProcessor
 
 from attnviz import analysis, sinks
 from attnviz.chat import (
@@ -27,12 +26,12 @@ from attnviz.chat import (
     VICUNA,
     ChatFormat,
 )
-from attnviz.models import adapter_for
 from attnviz.models.base import pick_chat_format
 from attnviz.models.llava import LlavaAdapter
 from attnviz.models.llava_next import LlavaNextAdapter
 from attnviz.models.text import TextAdapter
 from attnviz.models.tokens import special_token_ids, token_kinds, token_texts
+from tests.twin_tools import twin_adapter
 
 QUESTION = "Where is it?"
 SYSTEM = "Be brief."
@@ -44,9 +43,7 @@ BRIEF = ["B", "e", " ", "b", "r", "i", "e", "f", "."]  # SYSTEM in the twins' ti
 @pytest.fixture(scope="module")
 def adapters(twin_dir):
     def _adapter(family: str):
-        folder = twin_dir(family)
-        processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-        return adapter_for(processor, AutoConfig.from_pretrained(folder, local_files_only=True))
+        return twin_adapter(twin_dir(family))
 
     return _adapter
 

@@ -7,24 +7,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
 from attnviz.errors import AttnvizError
-from attnviz.models import adapter_for
 from tests.test_geometry_families import _spot_image
+from tests.twin_tools import adapter_geometry, twin_adapter
 
 
 @pytest.fixture(scope="module", params=["idefics3", "smolvlm"])
 def family(request, twin_dir):
     folder = twin_dir(request.param)
-    processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-    adapter = adapter_for(processor, AutoConfig.from_pretrained(folder, local_files_only=True))
-    return adapter, AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True).eval()
+    return twin_adapter(folder), AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True).eval()
 
 
 def _geometry(adapter, images):
-    inputs = adapter.prepare_inputs(adapter.build_prompt("Where?", len(images)), images)
-    return inputs, adapter.image_geometry(inputs, [image.size for image in images])
+    return adapter_geometry(adapter, images)
 
 
 def _model_token_brightness(model, pixels: torch.Tensor, n_blocks: int) -> torch.Tensor:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
-from attnviz.models import adapter_for
 from tests.test_geometry_families import _spot_image
+from tests.twin_tools import adapter_geometry, twin_adapter
 
 SIZES = [(100, 70), (70, 100), (20, 20), (60, 60), (300, 40), (40, 300), (33, 90), (1000, 990)]
 
@@ -18,14 +18,11 @@ SIZES = [(100, 70), (70, 100), (20, 20), (60, 60), (300, 40), (40, 300), (33, 90
 @pytest.fixture(scope="module")
 def internvl(twin_dir):
     folder = twin_dir("internvl")
-    processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-    adapter = adapter_for(processor, AutoConfig.from_pretrained(folder, local_files_only=True))
-    return adapter, AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True).eval()
+    return twin_adapter(folder), AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True).eval()
 
 
 def _geometry(adapter, images):
-    inputs = adapter.prepare_inputs(adapter.build_prompt("Where?", len(images)), images)
-    return inputs, adapter.image_geometry(inputs, [image.size for image in images])
+    return adapter_geometry(adapter, images)
 
 
 def _model_token_brightness(model, pixels: torch.Tensor) -> torch.Tensor:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 from transformers.image_processing_utils import select_best_resolution
 
-from attnviz.models import adapter_for
 from attnviz.models.llava_next import unpadded_grid
+from tests.twin_tools import adapter_geometry, twin_adapter
 from tests.twins import FAMILIES
 
 VISION = [f for f in FAMILIES if f != "text"]
@@ -26,16 +26,13 @@ SIZES = [(100, 70), (60, 90)]  # (W, H): one wide, one tall image
 @pytest.fixture(scope="module")
 def adapters(twin_dir):
     def _adapter(family: str):
-        folder = twin_dir(family)
-        processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-        return adapter_for(processor, AutoConfig.from_pretrained(folder, local_files_only=True))
+        return twin_adapter(twin_dir(family))
 
     return _adapter
 
 
 def _geometry(adapter, images):
-    inputs = adapter.prepare_inputs(adapter.build_prompt("Where?", len(images)), images)
-    return inputs, adapter.image_geometry(inputs, [image.size for image in images])
+    return adapter_geometry(adapter, images)
 
 
 def _spot_image(size: tuple[int, int], centre: tuple[float, float], radius: float) -> Image.Image:
