@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,6 @@ class RunRecord:
     timings: dict[str, float]
     config: dict[str, Any]
     trace_cache: dict[str, Any] | None = None  # a sweep's shared trace: key, entry, generated
-    extra_files: dict[str, str] = field(default_factory=dict)
     metrics_plan: MetricsPlan | None = None  # None: no metrics, no scoring
 
 
@@ -173,7 +172,7 @@ def finish_run(
         captured_layers=trace.layers, captured_head_layers=trace.head_layers, prompt=record.prompt,
         generated_text=trace.generated_text(), prompt_len=trace.prompt_len, n_generated=trace.n_steps,
         n_frames=frame_count(trace), text_start=out.text_start, images=[asdict(g) for g in trace.images],
-        tokens=token_table(trace), files={**out.files, **metric_files, **record.extra_files}, correct=correct,
+        tokens=token_table(trace), files={**out.files, **metric_files}, correct=correct,
         timings={**record.timings, **out.timings}, versions=package_versions(), config=record.config,
         trace_cache=record.trace_cache,
     ).save(run_dir)
