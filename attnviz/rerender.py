@@ -70,17 +70,17 @@ class RenderedVideo:
 
 def render_video_file(
     trace: Trace, layer: int, images: list[Image.Image], render_cfg: RenderConfig, video_cfg: VideoConfig,
-    *, sample: dict[str, Any], start_phrase: str, run_dir: Path, video: bool = True,
+    *, sample: dict[str, Any], start_phrase: str, run_dir: Path, make_video: bool = True,
 ) -> RenderedVideo:
     """Write ``combined_attention_visualization_layer{layer}.mp4`` and keep the poster's key frames on the way.
 
-    ``sample``: the dataset sample (its id for the header, its ground truth for the overlay). ``video=False``:
+    ``sample``: the dataset sample (its id for the header, its ground truth for the overlay). ``make_video=False``:
     no MP4, only the poster's key frames are drawn (a study's sample without a video; render_only makes it later).
     """
     text_start, found = find_text_start(trace, start_phrase)
     if not found:
         log.warning("start_phrase %r not found; the text panel starts at the last assistant turn", start_phrase)
-    if not video:
+    if not make_video:
         renderer = FrameRenderer(
             trace, layer, images, render_cfg, video_cfg, sample_id=str(sample.get("id", "")), text_start=text_start,
             ground_truth=ground_truth_of(sample, render_cfg),
@@ -116,7 +116,7 @@ def render_outputs(
     t0 = time.perf_counter()
     video = render_video_file(
         trace, layer, images, render_cfg, video_cfg, sample=sample, start_phrase=start_phrase, run_dir=run_dir,
-        video=make_video,
+        make_video=make_video,
     )
     timings = {"render_s": time.perf_counter() - t0}
     t0 = time.perf_counter()

@@ -91,9 +91,9 @@ class Weigher:
         self.text_keep = ~excluded[text_positions]  # (N,)
         self.image_keep = ~excluded[image_positions]  # (I,)
         self.text_scale = self.image_scale = None
-        self.image_factor = None  # (I,) 1 / baseline (0 where the baseline never looks)
+        self.image_factor = None  # (kept I,) 1 / baseline of the kept image tokens (0 where the baseline never looks)
         if image_divisor is not None:
-            divisor = np.asarray(image_divisor, dtype=np.float64)
+            divisor = np.asarray(image_divisor, dtype=np.float64)[self.image_keep]  # selected once, not per frame
             self.image_factor = np.divide(1.0, divisor, out=np.zeros_like(divisor), where=divisor > 0)
         if mode == "global":  # a pass over every row before the first frame
             steps = range(source.trace.n_steps)  # rows are read twice rather than all kept: memory stays flat
@@ -103,7 +103,7 @@ class Weigher:
     def _image_values(self, row: np.ndarray) -> np.ndarray:
         """The kept image tokens' weights, divided by the baseline in relative mode."""
         values = row[self.image_positions[self.image_keep]]
-        return values if self.image_factor is None else values * self.image_factor[self.image_keep]
+        return values if self.image_factor is None else values * self.image_factor
 
     def n_before(self, step: int) -> int:
         """How many shown tokens precede generated token ``step`` (they are coloured; the current is blue)."""
