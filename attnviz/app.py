@@ -48,6 +48,11 @@ def execute(app: AppConfig, run_dir: Path) -> Path:
         from attnviz.rerender import rerender_run  # no model: neither torch nor transformers is imported
 
         return rerender_run(app.render_only, app.layer_idx, app.render, app.video, app.start_phrase, run_dir)
+    if app.compare.models:  # a comparison: each checkpoint reads the samples in turn (attnviz/compare)
+        from attnviz.compare.runner import run_compare
+
+        run_compare(app, run_dir)
+        return run_dir / "report.html"
     if app.samples is not None:  # a study: many samples, one model load (attnviz/study)
         from attnviz.study.runner import run_study
 

@@ -207,6 +207,27 @@ class ScorerConfig:
     regex: Optional[str] = None  # points: how a point is written (null: render.overlay.regex's default)
 
 
+class CompareAnswer(Choice):
+    """Which answer the compared models read."""
+
+    pred = "pred"  # every model replays the sample's stored answer (capture.replay_key, else pred/answer/solution)
+    first = "first"  # the first model generates; the others replay its tokens
+    each = "each"  # each model generates its own answer: per-sample and study aggregates are compared, not tokens
+
+
+@dataclass
+class CompareConfig:
+    """Checkpoints read side by side (attnviz/compare, docs/compare.md). No models: no comparison."""
+
+    # Each entry: a conf/model preset name, a checkpoint folder, or a mapping of model.* keys plus optional
+    # ``preset`` (the model preset it starts from) and ``label`` (its name in outputs). The first is the reference:
+    # differences are every other model minus it.
+    models: list[Any] = field(default_factory=list)
+    answer: CompareAnswer = CompareAnswer.pred
+    together: bool = False  # load every model at once and finish the samples one by one (memory: all models)
+    model_videos: bool = False  # also each model's own video per sample (the comparison video shows them all)
+
+
 @dataclass
 class AppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -217,6 +238,7 @@ class AppConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     mode: Mode = Mode.generate
     sample_idx: int = 0
     layer_idx: int = "${model.default_layer}"  # type: ignore[assignment]  # negative counts from the end
@@ -262,4 +284,5 @@ GROUP_SCHEMAS: dict[str, type] = {
     "video": VideoConfig,
     "metrics": MetricsConfig,
     "scorer": ScorerConfig,
+    "compare": CompareConfig,
 }

@@ -56,8 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_checkpoint(folder: Path, shape: str, device: str) -> None:
-    """The bench model with random weights, saved with its offline processor like a real checkpoint."""
+def build_checkpoint(folder: Path, shape: str, device: str, seed: int = 0) -> None:
+    """The bench model with random weights (``seed``), saved with its offline processor like a real checkpoint."""
     import torch
     from capture_modes import bench_config  # beside this file (the script's folder leads sys.path)
     from transformers import Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor
@@ -67,7 +67,7 @@ def build_checkpoint(folder: Path, shape: str, device: str) -> None:
     processor = build.build_processor()
     processor.image_processor = Qwen2VLImageProcessor(min_pixels=IMAGE_PX**2, max_pixels=IMAGE_PX**2)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     with torch.device(device):
         model = Qwen2VLForConditionalGeneration._from_config(bench_config(shape, processor.tokenizer), dtype=dtype)
     model.save_pretrained(folder)

@@ -67,7 +67,9 @@ def test_loading_a_trace_and_every_render_and_viewer_module_imports_no_model_cod
 
 LIBRARY = ["attnviz.analysis", "attnviz.sinks", "attnviz.chat", "attnviz.schema", "attnviz.trace", "attnviz.metadata",
            "attnviz.files", "attnviz.regions", "attnviz.metrics", "attnviz.scoring", "attnviz.run_metrics",
-           "attnviz.rerender", "attnviz.outputs", "attnviz.video", "attnviz.data", "attnviz.checks", "attnviz.report"]
+           "attnviz.rerender", "attnviz.outputs", "attnviz.video", "attnviz.data", "attnviz.checks", "attnviz.report",
+           "attnviz.comparison", "attnviz.compare.sample", "attnviz.compare.video", "attnviz.compare.page",
+           "attnviz.compare.sweep", "attnviz.compare.plan"]
 
 
 def test_the_model_free_layers_import_no_model_code_no_hydra_and_matplotlib_only_to_draw(finished_run):

@@ -6,6 +6,7 @@ Skipped without one, except under CI=true, where .ci/run starts it and the test 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -110,3 +111,24 @@ def test_two_shard_study_on_slurm(tmp_path, slurm_cluster):
         assert meta["status"] == "complete" and meta["slurm_job_id"] in job_ids
         assert ("video" in meta["files"]) == (entry["index"] < 3)  # videos=3: the first three of the selection
     assert 'href="shard=1/samples/' in (sweep / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_two_shard_comparison_on_slurm(tmp_path, slurm_cluster):
+    """compare=demo with shard=0,1: each SLURM task compares its half (both models, one at a time); the sweep
+    folder gets one report over both halves."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    cluster = [*LOCAL_CLUSTER[:2], "hydra.launcher.mem_gb=2", *LOCAL_CLUSTER[3:]]
+    cmd = [sys.executable, str(PROJECT_ROOT / "run.py"), "-m", "hydra/launcher=slurm", *cluster, "compare=demo",
+           "samples=0:4", "shard=0,1", "num_shards=2", "render_workers=0", "videos=none", f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/compare.json"))]
+    assert len(records) == 2 and all(r["n_compared"] == r["n_samples"] == 2 for r in records)
+    job_ids = [r["slurm_job_id"] for r in records]
+    assert all(job_ids) and len(set(job_ids)) == 2
+    assert set(_final_states(job_ids).values()) == {"COMPLETED"}
+    with (sweep / "compare.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row["segment"] == "answer"]
+    assert rows and {row["n"] for row in rows} == {"4"}  # every paired figure pools both shards

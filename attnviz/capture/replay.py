@@ -3,7 +3,8 @@
 The rows are the ones generation would have produced had the model written exactly these tokens: the query at
 ``prompt_len - 1 + t`` attends over the prompt and answer tokens ``0 .. t - 1``, which causal masking guarantees
 in a single pass. The answer text is tokenised as plain text (no special tokens added), so it is the answer
-that was scored, token for token as this tokenizer splits it.
+that was scored, token for token as this tokenizer splits it. A field holding a list of token ids is replayed
+verbatim (a checkpoint comparison's ``compare.answer=first``: the others read exactly the first model's tokens).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ log = logging.getLogger(__name__)
 ANSWER_KEYS = ("pred", "answer", "solution")  # tried in this order when no key is configured
 
 
-def answer_text(fields: dict[str, Any], key: str | None = None) -> tuple[str, str]:
-    """The stored answer to replay and the key it came from: ``key`` if given, else pred, answer, solution."""
+def answer_text(fields: dict[str, Any], key: str | None = None) -> tuple[str, str | list[int]]:
+    """The stored answer to replay and the key it came from: ``key`` if given, else pred, answer, solution.
+
+    The answer is a string, or a list of token ids when the field holds one."""
     if key is not None:
         if key not in fields:
             raise AttnvizError(
@@ -36,13 +39,27 @@ def answer_text(fields: dict[str, Any], key: str | None = None) -> tuple[str, st
                 "set capture.replay_key to the field that holds it"
             )
     text = fields[chosen]
+    if is_token_ids(text):
+        return chosen, list(text)
     if not isinstance(text, str) or not text:
-        raise AttnvizError(f"mode=replay: sample field {chosen!r} must be a non-empty string to replay")
+        raise AttnvizError(
+            f"mode=replay: sample field {chosen!r} must be a non-empty string (or a list of token ids) to replay"
+        )
     return chosen, text
 
 
-def answer_ids(tokenizer: Any, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+def is_token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, int) and v >= 0 for v in value)
+
+
+def answer_ids(tokenizer: Any, answer: str | list[int]) -> list[int]:
+    """Token ids to replay: a list of ids as given (checked against the vocabulary), a text as tokenised."""
+    if isinstance(answer, list):
+        size = len(tokenizer)
+        if max(answer) >= size:
+            raise AttnvizError(f"mode=replay: token id {max(answer)} is outside this tokenizer's {size} ids")
+        return list(answer)
+    return list(tokenizer(answer, add_special_tokens=False)["input_ids"])
 
 
 def extend_inputs(inputs: dict[str, Any], ids: list[int]) -> dict[str, Any]:

@@ -113,10 +113,10 @@ class Study:
         self.index.save()
 
 
-def run_study(app: AppConfig, job_dir: Path) -> dict[str, Any]:
+def run_study(app: AppConfig, job_dir: Path, study: Study | None = None) -> dict[str, Any]:
     """Run (or resume) the study job into ``job_dir``; returns study.json's data. Raises StudyFailed when a sample
-    failed (after every other sample was done)."""
-    study = Study(app, job_dir)
+    failed (after every other sample was done). ``study``: one already built (a comparison edits its samples)."""
+    study = study or Study(app, job_dir)
     states = {item.index: inspect_sample(study.run_dir(item), item.video) for item in study.items}
     for item in study.items:
         if states[item.index].kind == DONE:

@@ -44,6 +44,9 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if config.get("compare") and config.compare.get("models"):  # jobs are comparisons: one pooled report
+            end_compare_sweep(sweep_dir, expected_jobs(config))
+            return
         if config.get("samples") is not None:  # jobs are studies (shards): one merged study index instead
             end_study(sweep_dir, expected_jobs(config))
             return
@@ -62,6 +65,22 @@ class SweepSummary(Callback):
                 log.error("%s", line)
             # SystemExit is not an Exception: Hydra lets it through, so the sweep's exit code says it failed.
             sys.exit(1)
+
+
+def end_compare_sweep(sweep_dir: Path, expected: list[list[str]] | None) -> None:
+    """Check every comparison job and write the pooled report into the sweep folder; exit 1 unless all complete."""
+    from attnviz.compare.sweep import end_compare
+
+    try:
+        data = end_compare(sweep_dir, None if expected is None else len(expected))
+    except Exception:
+        log.exception("writing the comparison report failed")
+        sys.exit(1)
+    (log.info if data["complete"] else log.error)(
+        "compare: %d of %d samples compared in %d of %d job(s); %s", data["n_compared"], data["n_samples"],
+        data["n_finished_jobs"], data["n_jobs"], sweep_dir / "report.html")
+    if not data["complete"]:
+        sys.exit(1)
 
 
 def end_study(sweep_dir: Path, expected: list[list[str]] | None) -> None:
