@@ -26,10 +26,8 @@ def generic_baseline(
 ) -> dict[int, np.ndarray]:
     """Per layer the (C,) image-cell distribution of the generic prompt's last row (cells of every image, raster
     order, images in order: the order :func:`attnviz.analysis.image_positions` gives)."""
-    adapter = loaded.adapter
-    prompt = adapter.build_prompt(prompt_text, len(images))
-    inputs = adapter.prepare_inputs(prompt, images)
-    cells = image_positions(adapter.image_geometry(inputs, [image.size for image in images]))  # (C,)
+    _, inputs, geometry = loaded.adapter.prepare(prompt_text, images)  # images, then a video's clip
+    cells = image_positions(geometry)  # (C,)
     inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     sink = MemorySink("float32")
     with torch.inference_mode(), recording(RowRecorder(layers, sink)):

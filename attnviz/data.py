@@ -1,4 +1,5 @@
-"""Samples: a Reason-RFT style JSON list of {"id", "image", "problem", "solution", "answer"}."""
+"""Samples: a Reason-RFT style JSON list of {"id", "image", "problem", "solution", "answer"}, and optionally a
+``"video"`` (a video file or a folder of frames, relative to the image directory; :mod:`attnviz.clips`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from attnviz.clips import Clip, read_clip
 from attnviz.errors import AttnvizError
 
 JSON_HINT = 'give a JSON list of {"image": ..., "problem": ...} objects, or one such object per line'
@@ -20,6 +22,7 @@ class Sample:
     problem: str
     image_paths: list[str]  # relative to the image directory, as written in the JSON
     fields: dict[str, Any] = field(default_factory=dict)  # the raw JSON object (solution, answer, ...)
+    video_path: str | None = None  # a video file or a folder of frames, relative to the image directory
 
 
 def read_samples(json_path: str | Path) -> list[dict[str, Any]]:
@@ -49,30 +52,41 @@ def _read_jsonl(text: str, path: Path) -> list[Any]:
 
 
 def parse_sample(raw: Any, index: int, source: str | Path = "") -> Sample:
-    """``source``: the dataset file, named in errors."""
+    """``source``: the dataset file, named in errors. A sample with a ``video`` may leave out ``image``."""
     where = f"sample {index}" + (f" of {source}" if source else "")
     if not isinstance(raw, dict):
         raise AttnvizError(f"{where} is a {type(raw).__name__}, not a JSON object; {JSON_HINT}")
     for key in ("problem", "image"):
-        if key not in raw:
-            raise AttnvizError(f"{where} has no {key!r} field; every sample needs 'problem' and 'image'")
-    images = raw["image"]
+        if key not in raw and not (key == "image" and "video" in raw):
+            raise AttnvizError(f"{where} has no {key!r} field; every sample needs 'problem' and 'image' (or 'video')")
+    images = raw.get("image", [])
     if isinstance(images, str):
         images = [images]
     if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
         raise AttnvizError(
             f"{where}: 'image' must be a path or a list of paths, not {json.dumps(raw['image'])[:80]}"
         )
-    return Sample(id=str(raw.get("id", index)), problem=str(raw["problem"]), image_paths=images, fields=raw)
+    video = raw.get("video")
+    if video is not None and not (isinstance(video, str) and video.strip()):
+        raise AttnvizError(
+            f"{where}: 'video' must be one path (a video file or a folder of frames), not {json.dumps(video)[:80]}"
+        )
+    return Sample(id=str(raw.get("id", index)), problem=str(raw["problem"]), image_paths=images, fields=raw,
+                  video_path=video)
 
 
-def load_images(sample: Sample, image_dir: str | Path, max_image_num: int) -> list[Image.Image]:
+def load_images(sample: Sample, image_dir: str | Path, max_image_num: int) -> list[Image.Image | Clip]:
+    """The sample's images (RGB), then its video's sampled clip if it has one (prompt order)."""
     if len(sample.image_paths) > max_image_num:
         raise AttnvizError(
             f"sample {sample.id} has {len(sample.image_paths)} images but max_image_num={max_image_num}; "
             f"raise max_image_num"
         )
-    return [_open_image(Path(image_dir).expanduser() / rel, sample.id) for rel in sample.image_paths]
+    folder = Path(image_dir).expanduser()
+    images: list[Image.Image | Clip] = [_open_image(folder / rel, sample.id) for rel in sample.image_paths]
+    if sample.video_path is not None:
+        images.append(read_clip(folder / sample.video_path, sample.video_path, sample.id))
+    return images
 
 
 def _open_image(path: Path, sample_id: str) -> Image.Image:
@@ -89,7 +103,7 @@ def _open_image(path: Path, sample_id: str) -> Image.Image:
 
 def load_sample(
     json_path: str | Path, image_dir: str | Path, sample_idx: int, max_image_num: int = 2
-) -> tuple[Sample, list[Image.Image]]:
+) -> tuple[Sample, list[Image.Image | Clip]]:
     samples = read_samples(json_path)
     if not samples:
         raise AttnvizError(f"dataset.json={json_path} holds no samples; {JSON_HINT}")

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from attnviz.checks import resolve_layer
+from attnviz.clips import panel_images
 from attnviz.errors import AttnvizError
 from attnviz.files import (
     METADATA_NAME,
@@ -39,8 +40,9 @@ log = logging.getLogger(__name__)
 
 
 def save_inputs(images: list[Image.Image], trace_dir: Path) -> None:
-    """Keep the input images beside the rows, so a run re-renders without its dataset."""
-    for index, image in enumerate(images):
+    """Keep the input images beside the rows, so a run re-renders without its dataset: one picture per geometry
+    entry (a video's clip gives one per temporal patch, :func:`attnviz.clips.panel_images`)."""
+    for index, image in enumerate(panel_images(images)):
         atomic_write(trace_dir / input_image_name(index), lambda f, img=image: img.save(f, format="PNG"))
 
 
@@ -114,6 +116,7 @@ def render_outputs(
 ) -> Rendered:
     """The video (unless ``make_video`` is False), the viewer page, the poster and the share plot of ``layer``."""
     t0 = time.perf_counter()
+    images = panel_images(images)  # a video's clip -> its temporal patches' pictures
     video = render_video_file(
         trace, layer, images, render_cfg, video_cfg, sample=sample, start_phrase=start_phrase, run_dir=run_dir,
         make_video=make_video,
@@ -160,6 +163,7 @@ def finish_run(
     """Render ``layer`` of ``trace`` into ``run_dir`` and write metadata.json (last); returns the video's path
     (metadata.json's with ``make_video=False``: every output but the MP4)."""
     sample = {"id": str(record.sample.get("id", "")), **{k: v for k, v in record.sample.items() if k != "id"}}
+    images = panel_images(images)  # one picture per geometry entry (a video's temporal patches)
     # measured first: the rows of layers captured only for the metrics are gone before the page embeds layers
     correct, metric_files = measure(record.metrics_plan, trace, sample, images, run_dir)
     trace = kept_layers(trace, record.metrics_plan)

@@ -47,6 +47,10 @@ class ImageGeometry:
     position of every cell in ``cell_positions`` (raster order, -1 for a cell without a token). ``view_box``
     is the part of the caller's image the grid covers, (left, top, right, bottom) in its pixels (LLaVA-1.5's
     centre crop); None means the whole image.
+
+    A video's temporal patches (a pair of frames each, Qwen2-VL / 2.5-VL / 3-VL) are entries of their own, one per
+    pair and in time order, like images: ``video`` names the video, ``frames`` the pair's sampled frames and
+    ``time_s`` the time of its first frame. Metrics, regions and panels treat them as images.
     """
 
     index: int  # image number in the prompt, 0-based
@@ -57,6 +61,10 @@ class ImageGeometry:
     pixel_w: int  # width of the image the model saw
     cell_positions: tuple[int, ...] | None = None  # (grid_h * grid_w,) explicit positions, -1 = no token
     view_box: tuple[float, float, float, float] | None = None  # grid's region of the caller's image, in pixels
+    video: int | None = None  # a video's temporal patch: the video's number in the prompt, 0-based; None: an image
+    frames: tuple[int, int] | None = None  # (first, last) sampled frame of the patch, 0-based, of n_frames
+    n_frames: int | None = None  # frames sampled from the video
+    time_s: float | None = None  # the patch's first frame's time in the video, seconds
 
     def __post_init__(self) -> None:  # JSON gives lists back: keep the dataclass hashable
         if self.cell_positions is not None:
@@ -65,6 +73,20 @@ class ImageGeometry:
                 raise ValueError(f"{len(self.cell_positions)} cell positions for a {self.grid_h}x{self.grid_w} grid")
         if self.view_box is not None:
             object.__setattr__(self, "view_box", tuple(float(v) for v in self.view_box))
+        if self.frames is not None:
+            object.__setattr__(self, "frames", tuple(int(f) for f in self.frames))
+
+    @property
+    def is_video(self) -> bool:
+        return self.video is not None
+
+    def label(self) -> str:
+        """``image 2``, or for a video's patch ``frames 5–6 of 16 · 2.0 s`` (frames counted from 1)."""
+        if self.frames is None:
+            return f"image {self.index + 1}"
+        first, last = self.frames
+        when = f" · {self.time_s:.1f} s" if self.time_s is not None else ""
+        return f"frames {first + 1}–{last + 1} of {self.n_frames}{when}"
 
     @property
     def n_tokens(self) -> int:

@@ -18,8 +18,10 @@ from attnviz.capture.recorder import RowRecorder
 from attnviz.capture.replay import answer_ids, answer_text, replay_with_capture
 from attnviz.chat import ChatFormat
 from attnviz.checks import choice, resolve_layers
+from attnviz.clips import Clip
 from attnviz.data import Sample
 from attnviz.errors import AttnvizError
+from attnviz.models.base import VIDEO_FAMILIES
 from attnviz.models.loading import LoadedModel
 from attnviz.models.tokens import special_token_ids, token_kinds, token_texts
 from attnviz.schema import CaptureConfig, CaptureHeads, GenerationConfig, Mode, StorageDtype
@@ -55,7 +57,7 @@ class PreparedSample:
     """One sample's model inputs, made alone (a batch of one) before any generation."""
 
     sample: Sample
-    images: list[Image.Image]
+    images: list[Image.Image | Clip]  # the sample's images, then its video's clip (attnviz.data.load_images)
     prompt: str
     chat_format: ChatFormat
     inputs: dict[str, Any]  # processor output: input_ids (1, P), attention_mask (1, P), pixel values, ...
@@ -67,14 +69,18 @@ class PreparedSample:
 
 
 def prepare_sample(
-    loaded: LoadedModel, sample: Sample, images: list[Image.Image], prompt_template: str
+    loaded: LoadedModel, sample: Sample, images: list[Image.Image | Clip], prompt_template: str
 ) -> PreparedSample:
-    """Prompt, processor inputs (on the CPU) and image geometry of ``sample``; a prompt longer than the model's
-    context is a one-line error."""
+    """Prompt, processor inputs (on the CPU) and geometry of ``sample``'s images and video (``images``: as
+    :func:`attnviz.data.load_images` gives them); a prompt longer than the model's context, or a video for a family
+    that takes none, is a one-line error."""
     adapter = loaded.adapter
-    prompt = adapter.build_prompt(prompt_template.format(Question=sample.problem), len(images))
-    inputs = adapter.prepare_inputs(prompt, images)
-    geometry = adapter.image_geometry(inputs, [image.size for image in images])
+    if any(isinstance(item, Clip) for item in images) and not adapter.video:
+        raise AttnvizError(
+            f"sample {sample.id} has a video but {adapter.family} takes no video in attnviz (video: "
+            f"{VIDEO_FAMILIES}); remove its 'video' field or use a model of those families"
+        )
+    prompt, inputs, geometry = adapter.prepare(prompt_template.format(Question=sample.problem), images)
     prepared = PreparedSample(sample, images, prompt, adapter.chat_format(prompt), inputs, geometry)
     context = context_length(loaded.model)
     if context is not None and prepared.prompt_len > context:
@@ -98,7 +104,7 @@ def on_device(inputs: dict[str, Any], device: Any) -> dict[str, Any]:
 def build_trace(
     loaded: LoadedModel,
     sample: Sample,
-    images: list[Image.Image],
+    images: list[Image.Image | Clip],
     request: CaptureRequest,
     gen_cfg: GenerationConfig,
     prompt_template: str,
@@ -161,7 +167,7 @@ def publish(loaded: LoadedModel, prepared: PreparedSample, answer: list[int], mo
     trace = Trace(
         token_ids=ids,
         token_texts=token_texts(adapter.tokenizer, ids),
-        token_kinds=token_kinds(ids, adapter.image_token_id(), special_token_ids(adapter.tokenizer)),
+        token_kinds=token_kinds(ids, adapter.visual_token_ids(), special_token_ids(adapter.tokenizer)),
         prompt_len=len(ids) - len(answer),
         images=prepared.geometry,
         mode=mode,

@@ -20,6 +20,7 @@ from PIL import Image
 
 from attnviz.baseline import write_generic_baseline
 from attnviz.checks import choice, resolve_layer, resolve_layers
+from attnviz.clips import Clip
 from attnviz.data import Sample, load_sample, parse_sample
 from attnviz.files import TRACE_DIR
 from attnviz.metadata import ModelInfo
@@ -112,8 +113,8 @@ class AttentionVisualizer:
 
     def load_sample_data(
         self, json_path: str, image_dir: str, sample_idx: int = DEFAULTS.sample_idx
-    ) -> tuple[dict[str, Any], list[Image.Image]]:
-        """The sample's JSON object and its images (RGB)."""
+    ) -> tuple[dict[str, Any], list[Image.Image | Clip]]:
+        """The sample's JSON object and its images (RGB), then its video's sampled clip if it names one."""
         sample, images = load_sample(json_path, image_dir, sample_idx, self.app.max_image_num)
         return sample.fields, images
 

@@ -116,7 +116,8 @@ def _qwen2_processor(processor_cls: type, tokenizer: Any) -> Any:
     """Qwen2-VL's and Qwen2.5-VL's processors share their image/video processors and chat template."""
     return processor_cls(
         image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
-        tokenizer=tokenizer, video_processor=tf.Qwen2VLVideoProcessor(), chat_template=templates.QWEN2_VL,
+        tokenizer=tokenizer, video_processor=tf.Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=84 * 84),
+        chat_template=templates.QWEN2_VL,
     )
 
 
@@ -146,7 +147,10 @@ def qwen3_vl() -> tuple[Any, Any]:
     )
     processor = tf.Qwen3VLProcessor(
         image_processor=image_processor, tokenizer=tokenizer,
-        video_processor=tf.Qwen3VLVideoProcessor(patch_size=16), chat_template=templates.QWEN3_VL,
+        # Qwen3-VL's video pixel limits count the whole clip: up to 16 frames of 96x96 px, none enlarged
+        video_processor=tf.Qwen3VLVideoProcessor(patch_size=16, size={"shortest_edge": 64 * 64,
+                                                                     "longest_edge": 16 * 96 * 96}),
+        chat_template=templates.QWEN3_VL,
     )
     return tf.Qwen3VLForConditionalGeneration(config), processor
 

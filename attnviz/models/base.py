@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
 
 from attnviz.chat import KNOWN_FORMATS, NO_FORMAT, ChatFormat
+from attnviz.clips import Clip, split_inputs
+from attnviz.errors import AttnvizError
 from attnviz.trace import ImageGeometry
 
+VIDEO_FAMILIES = "Qwen2-VL, Qwen2.5-VL and Qwen3-VL"  # the families whose adapters take a video
 
-def chat_prompt(processor: Any, question: str, n_images: int) -> str:
-    """The chat-templated prompt text: every image, then the question, then the generation prompt."""
+
+def chat_prompt(processor: Any, question: str, n_images: int, n_videos: int = 0) -> str:
+    """The chat-templated prompt text: every image, every video, then the question, then the generation prompt."""
     content: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
+    content += [{"type": "video"} for _ in range(n_videos)]
     content.append({"type": "text", "text": question})
     messages = [{"role": "user", "content": content}]
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -38,6 +44,7 @@ class ModelAdapter(ABC):
     chat_formats: tuple[ChatFormat, ...] = ()
     text_only: bool = False  # loaded with AutoModelForCausalLM instead of AutoModelForImageTextToText
     flash_attention: bool = True  # False: FlashAttention cannot apply the mask the family needs (auto picks sdpa)
+    video: bool = False  # takes a sample's video (prepare_video; each temporal patch a geometry entry)
 
     def __init__(self, processor: Any, config: Any):
         self.processor = processor
@@ -51,6 +58,33 @@ class ModelAdapter(ABC):
         """Processor output (tensors, batch of one) ready for ``model.generate``."""
         extra = text_kwargs(self.tokenizer, prompt)
         return dict(self.processor(text=[prompt], images=images or None, return_tensors="pt", **extra))
+
+    def prepare(
+        self, question: str, items: Sequence[Image.Image | Clip]
+    ) -> tuple[str, dict[str, Any], list[ImageGeometry]]:
+        """(prompt, processor inputs, geometry) of a question about ``items`` (images, then clips: data's order);
+        the geometry lists every image, then every temporal patch of every clip, indexed in that order."""
+        images, clips = split_inputs(items)
+        if clips:
+            if not self.video:
+                raise AttnvizError(
+                    f"{self.family} takes no video in attnviz (video: {VIDEO_FAMILIES}); drop the sample's 'video'"
+                )
+            return self.prepare_video(question, images, clips)
+        prompt = self.build_prompt(question, len(images))
+        inputs = self.prepare_inputs(prompt, images)
+        return prompt, inputs, self.image_geometry(inputs, [image.size for image in images])
+
+    def prepare_video(
+        self, question: str, images: list[Image.Image], clips: list[Clip]
+    ) -> tuple[str, dict[str, Any], list[ImageGeometry]]:
+        """:meth:`prepare` with at least one clip, for families with ``video = True``."""
+        raise NotImplementedError
+
+    def visual_token_ids(self) -> set[int]:
+        """Ids of the placeholders that stand for image (and video) patches: tokens of kind ``image``."""
+        ids = {self.image_token_id(), getattr(self.config, "video_token_id", None) if self.video else None}
+        return {i for i in ids if isinstance(i, int)}
 
     def image_token_id(self) -> int | None:
         """Id of the placeholder token that stands for image patches (None for text-only models); every

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 _CONTEXT = 4  # tokens of left context when decoding one token (leading spaces, multi-byte characters)
@@ -51,8 +52,8 @@ def special_token_ids(tokenizer: Any) -> set[int]:
     return ids
 
 
-def token_kinds(ids: list[int], image_token_id: int | None, special_ids: set[int]) -> list[str]:
-    """'image' for image placeholders, 'special' for the tokenizer's special tokens, else 'text'."""
-    return [
-        "image" if tid == image_token_id else "special" if tid in special_ids else "text" for tid in ids
-    ]
+def token_kinds(ids: list[int], image_token_id: int | Collection[int] | None, special_ids: set[int]) -> list[str]:
+    """'image' for image (and video) placeholders (one id or several), 'special' for the tokenizer's special tokens,
+    else 'text'."""
+    visual = {image_token_id} if isinstance(image_token_id, int) else set(image_token_id or ())
+    return ["image" if tid in visual else "special" if tid in special_ids else "text" for tid in ids]

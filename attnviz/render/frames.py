@@ -176,7 +176,7 @@ class FrameRenderer:
         frame = self.buffer
         weights = self.weigher.at(t)
         self._paint_text(frame, weights.text, self.trace.prompt_len + t)
-        self._paint_images(frame, weights.image, t)
+        self._paint_images(frame, weights.image, t, weights.image_raw)
         share = weights.excluded_share if self.any_excluded else None
         self._paint_header(frame, t, share)
         return frame
@@ -199,15 +199,20 @@ class FrameRenderer:
             colors[shown - 1] = CURRENT_TOKEN_RGB
         self.text.paint(frame, self.text_origin, colors, shown - 1, mark_current=is_current)
 
-    def _paint_images(self, frame: np.ndarray, image_weights: np.ndarray, t: int) -> None:
+    def _paint_images(self, frame: np.ndarray, image_weights: np.ndarray, t: int, raw: np.ndarray | None) -> None:
+        """``image_weights`` (I,) scaled and ``raw`` (I,) unscaled weights of every image token, images in order."""
         if not self.trace.images:
             return
         cells, at = [], 0
         for g in self.trace.images:  # image_weights holds all images' tokens in order
             cells.append(image_weights[at : at + g.n_tokens].reshape(g.grid_h, g.grid_w))
             at += g.n_tokens
+        masses = None  # (G,) each entry's attention: picks the pair a video's tile shows
+        if self.image.videos and raw is not None:
+            starts = np.cumsum([0] + [g.n_tokens for g in self.trace.images[:-1]])
+            masses = np.add.reduceat(np.clip(raw.astype(np.float64), 0.0, None), starts)
         x, y = self.image_origin
-        self.image.paint(frame[y : y + self.image.height, x : x + self.image.width], cells, self.lut, t)
+        self.image.paint(frame[y : y + self.image.height, x : x + self.image.width], cells, self.lut, t, masses)
 
     def _paint_header(self, frame: np.ndarray, t: int, share: float | None) -> None:
         pad, lh = self.pad, self.fonts.line_height

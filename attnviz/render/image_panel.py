@@ -6,7 +6,7 @@ A tinted pixel is ``floor(image * (256 - a) / 256) + floor(tint * a / 256)`` wit
 the two shares never sum past 255, so a frame is one uint8 addition per pixel. The image's share is computed
 once; a frame spreads the per-cell tint share to pixels (distinct pixel rows only, then row copies) and adds it.
 ``mode="heatmap"`` instead interpolates the cell weights bilinearly between cell centres and colours every
-pixel through the colour map.
+pixel through the colour map. A video's temporal patches share one tile (:mod:`attnviz.render.video_panel`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from attnviz.errors import SettingError
 from attnviz.render.colors import BACKGROUND_RGB, EXCLUDED_RGB, GRID_ALPHA, GRID_RGB, MUTED_RGB
 from attnviz.render.fonts import FontSet
 from attnviz.render.marks import Stamp, paint_stamps
+from attnviz.render.video_panel import STRIP_GAP, VideoSlot, panel_groups, strip_height, strongest, video_slot
 from attnviz.trace import ImageGeometry
 
 log = logging.getLogger(__name__)
@@ -135,28 +136,55 @@ class ImagePanel:
         self.alpha_fp = int(round(np.clip(tint_alpha, 0.0, 1.0) * 256))  # tint opacity, 8-bit fixed point
         self.stamps: list[Stamp] = []
         sources = [_source_image(images, g) for g in geometries]
-        boxes = tile_boxes([im.size for im in sources], width, height, fonts.line_height)
+        groups = panel_groups(geometries)  # an image alone, a video's patches together: one tile each
+        boxes = tile_boxes([sources[group[0]].size for group in groups], width, height, fonts.line_height)
         canvas = Image.new("RGB", (width, height), BACKGROUND_RGB)
-        placed = zip(geometries, sources, boxes, strict=True)
-        self.tiles = [self._tile(canvas, fonts, g, im, box) for g, im, box in placed]
+        tiles: dict[int, Tile] = {}  # geometry index -> its tile (a video's patches share one place)
+        self.videos: list[VideoSlot] = []
+        for group, box in zip(groups, boxes, strict=True):
+            if geometries[group[0]].is_video:
+                self.videos.append(self._video_tiles(canvas, fonts, geometries, sources, group, box, tiles))
+            else:
+                tiles[group[0]] = self._tile(canvas, fonts, geometries[group[0]], sources[group[0]], box)
+        self.tiles = [tiles[i] for i in range(len(geometries))]
+        self.in_video = {i for slot in self.videos for i in slot.members}
         self.static = np.asarray(canvas).copy()  # (H, W, 3) uint8: the panel without tint
 
-    def _tile(self, canvas: Image.Image, fonts: FontSet, geom: ImageGeometry, im: Image.Image, box) -> Tile:
+    def _video_tiles(self, canvas, fonts, geometries, sources, group: list[int], box, tiles: dict) -> VideoSlot:
+        """A tile per temporal patch, all in ``box`` above the video's strip; the first pair's picture is drawn."""
+        bx, by, bw, bh = box
+        picture_box = (bx, by, bw, max(1, bh - strip_height(fonts) - STRIP_GAP))
+        for i in reversed(group):  # the first pair's picture is pasted last: it is the static canvas's
+            tiles[i] = self._tile(canvas, fonts, geometries[i], sources[i], picture_box, caption=False)
+        first = tiles[group[0]]
+        return video_slot(group, geometries, fonts, (first.x, first.y, *first.size), box)
+
+    def _tile(self, canvas: Image.Image, fonts: FontSet, geom: ImageGeometry, im: Image.Image, box,
+              caption: bool = True) -> Tile:
         bx, by, bw, bh = box
         w, h = fit_size(im.width, im.height, bw, bh)
         x, y = bx + (bw - w) // 2, by + (bh - h) // 2  # centred in its tile, caption just above
         shown = im.resize((w, h), Image.LANCZOS)
         canvas.paste(shown, (x, y))
-        fonts.draw(ImageDraw.Draw(canvas), (x, y - fonts.line_height), _caption(geom, fonts, bw), MUTED_RGB)
+        if caption:
+            fonts.draw(ImageDraw.Draw(canvas), (x, y - fonts.line_height), _caption(geom, fonts, bw), MUTED_RGB)
         base = ((np.asarray(shown, dtype=np.uint16) * (256 - self.alpha_fp)) >> 8).astype(np.uint8)
         rows = coverage(geom.grid_h, h).astype(np.float32)
         cols = coverage(geom.grid_w, w).astype(np.float32)
         return Tile(x, y, base, im.size, rows, cols)
 
-    def paint(self, view: np.ndarray, weights: list[np.ndarray], lut: np.ndarray, step: int = 0) -> None:
+    def paint(self, view: np.ndarray, weights: list[np.ndarray], lut: np.ndarray, step: int = 0,
+              masses: np.ndarray | None = None) -> None:
         """Tint every image. ``view`` (H, W, 3) uint8; ``weights[i]`` (grid_h, grid_w) float in 0..1, NaN for an
-        excluded cell; ``lut`` (256, 3) uint8. Overlay marks due by ``step`` are drawn on top."""
-        for tile, cells in zip(self.tiles, weights, strict=True):
+        excluded cell; ``lut`` (256, 3) uint8; ``masses`` (G,) each entry's share of the row, which picks the pair
+        a video's tile shows (None: its first). Overlay marks due by ``step`` are drawn on top."""
+        shown = [i for i in range(len(self.tiles)) if i not in self.in_video]
+        for slot in self.videos:
+            pick = strongest(masses, slot.members)
+            slot.draw(view, pick, masses)
+            shown.append(slot.members[pick])
+        for i in shown:
+            tile, cells = self.tiles[i], weights[i]
             w, h = tile.size
             out = view[tile.y : tile.y + h, tile.x : tile.x + w]
             tint = self._cell_tint(tile, cells, lut) if self.mode == "cells" else self._heat_tint(tile, cells, lut)

@@ -66,6 +66,7 @@ class StepWeights:
     text: np.ndarray  # (n_before,) float32 in 0..1 for the shown tokens before the current one; NaN: excluded
     image: np.ndarray  # (I,) float32 in 0..1 for every image token, all images; NaN: excluded
     excluded_share: float  # share of the whole row on excluded positions (0 when nothing is excluded)
+    image_raw: np.ndarray | None = None  # (I,) float32 the row's own weights on every image token (not scaled)
 
 
 class Weigher:
@@ -121,7 +122,7 @@ class Weigher:
         image = np.full(len(self.image_positions), np.nan, dtype=np.float32)
         image[self.image_keep] = self._norm(self._image_values(row), self.image_scale)
         share = excluded_share(row, self.excluded) if self.any_excluded else 0.0
-        return StepWeights(text, image, share)
+        return StepWeights(text, image, share, row[self.image_positions])
 
     def _norm(self, values: np.ndarray, scale) -> np.ndarray:
         return normalise(values, self.mode, gamma=self.gamma, scale=scale, decades=self.decades)

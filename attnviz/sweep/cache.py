@@ -29,6 +29,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from PIL import Image
 
+from attnviz.clips import Clip
 from attnviz.files import TRACE_DIR
 from attnviz.outputs import write_json_atomic
 from attnviz.rerender import save_inputs
@@ -41,7 +42,7 @@ PLAN = "layers.json"  # layers the sweeps using this cache render (written by th
 MODEL_KEYS = ("path", "attn_implementation", "min_pixels", "max_pixels")
 
 
-def trace_key(cfg: Any, sample_fields: dict[str, Any], images: list[Image.Image]) -> str:
+def trace_key(cfg: Any, sample_fields: dict[str, Any], images: list[Image.Image | Clip]) -> str:
     """Hash of what decides the generated tokens and their rows (not the layer, not the rendering).
 
     ``cfg``: the run's settings (an AppConfig, a composed config, or either as plain data)."""
@@ -63,9 +64,13 @@ def trace_key(cfg: Any, sample_fields: dict[str, Any], images: list[Image.Image]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def _image_digest(image: Image.Image) -> str:
-    digest = hashlib.sha256(f"{image.mode}{image.size}".encode())
-    digest.update(image.tobytes())
+def _image_digest(image: Image.Image | Clip) -> str:
+    """An image's pixels; a video's clip: its sampled frames and their frame numbers."""
+    is_clip = isinstance(image, Clip)
+    digest = hashlib.sha256(f"clip {image.indices}".encode() if is_clip else b"")
+    for frame in image.frames if is_clip else (image,):
+        digest.update(f"{frame.mode}{frame.size}".encode())
+        digest.update(frame.tobytes())
     return digest.hexdigest()
 
 

@@ -20,7 +20,7 @@ from attnviz.trace import atomic_write
 from attnviz.trace_store import json_text
 
 __all__ = ["VIEWER_NAME", "json_for_html", "render_page", "self_contained_page", "write_page"]
-SCRIPT_FILES = ("viewer_core.js", "viewer_ui.js")
+SCRIPT_FILES = ("viewer_core.js", "viewer_video.js", "viewer_ui.js")
 
 
 def asset(package: str, name: str) -> str:

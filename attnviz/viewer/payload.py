@@ -174,6 +174,10 @@ def build_payload(
     }
 
 
-def _geometry(g) -> dict[str, int]:
-    return {"index": g.index, "token_start": g.token_start, "grid_h": g.grid_h, "grid_w": g.grid_w,
-            "pixel_h": g.pixel_h, "pixel_w": g.pixel_w}
+def _geometry(g) -> dict[str, Any]:
+    """What the page draws an entry by; a video's temporal patch adds which video, its frames and time."""
+    out = {"index": g.index, "token_start": g.token_start, "grid_h": g.grid_h, "grid_w": g.grid_w,
+           "pixel_h": g.pixel_h, "pixel_w": g.pixel_w, "label": g.label()}
+    if g.is_video:
+        out.update(video=g.video, frames=list(g.frames), n_frames=g.n_frames, time_s=g.time_s)
+    return out

@@ -67,16 +67,16 @@ def screenshot(page_path: Path, out: Path, *, step: int | None = None, hover_pea
 
 
 def _hover_peak_cell(page) -> None:
-    """Move the mouse over the current step's strongest image cell (its tooltip shows in the picture)."""
+    """Move the mouse over the current step's strongest image cell on show (its tooltip shows in the picture)."""
     where = page.evaluate("""() => {
-        const D = window.attnviz.data, row = window.attnviz.rows()[window.attnviz.state.step];
-        let best = null;
-        for (const g of D.images) for (let k = 0; k < g.grid_h * g.grid_w; k++) {
+        const row = window.attnviz.rows()[window.attnviz.state.step];
+        let best = null;  // over the cells on show (a video's figure shows one pair)
+        for (const { geo: g, canvas } of window.attnviz.views) for (let k = 0; k < g.grid_h * g.grid_w; k++) {
             const v = row[g.token_start + k];
-            if (!best || v > best.v) best = { v, g, k };
+            if (!best || v > best.v) best = { v, g, k, canvas };
         }
         if (!best) return null;
-        const box = document.querySelector(`canvas[data-image="${best.g.index}"]`).getBoundingClientRect();
+        const box = best.canvas.getBoundingClientRect();
         const r = Math.floor(best.k / best.g.grid_w), c = best.k % best.g.grid_w;
         const x = box.left + ((c + 0.5) * box.width) / best.g.grid_w;
         return { x, y: box.top + ((r + 0.5) * box.height) / best.g.grid_h };

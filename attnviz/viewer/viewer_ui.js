@@ -1,6 +1,6 @@
 // attnviz viewer, part 2: the page. Token text only ever enters the DOM through textContent.
 (() => {
-  const core = attnvizCore;
+  const core = attnvizCore, video = attnvizVideo;
   const D = JSON.parse(document.getElementById("attnviz-data").textContent);
   const $ = (id) => document.getElementById(id);
   const SINK_BITS = { special: 1, first: 2, system: 4 };
@@ -18,7 +18,7 @@
   const state = { step: 0, layer: S.layer, colormap: S.colormap, normalization: S.normalization, gamma: S.gamma,
     exclude: new Set(S.exclude), wholePrompt: false, timer: null };
   const spans = new Map();  // position -> token span
-  const views = [];  // one per image: {geo, canvas, ctx, img, loaded}
+  const views = [];  // one per image or video: {geo, canvas, ctx, img, loaded, video?}
   let globalCache = { key: null };
 
   function rows() {
@@ -49,6 +49,7 @@
     const values = core.normalize(Array.from(positions, (p) => row[p]), state.normalization, state.gamma, range);
     return new Map(positions.map((p, i) => [p, values[i]]));
   }
+  const videoName = (g) => (video.isVideo(g) ? `video ${g.video + 1} · ` : "");
   const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
 
   function buildText() {
@@ -58,7 +59,7 @@
       if (image) {
         const ref = document.createElement("span");
         ref.className = "img-ref"; ref.dataset.from = p;
-        ref.textContent = `[image ${image.index + 1}: ${image.grid_w}×${image.grid_h} cells]`;
+        ref.textContent = `[${videoName(image)}${image.label}: ${image.grid_w}×${image.grid_h} cells]`;
         frag.append(ref);
       }
       if (kinds[p] === "i") continue;
@@ -79,30 +80,60 @@
   }
 
   function buildImages() {
-    return Promise.all(D.images.map((geo) => {
-      const fig = document.createElement("figure"), cap = document.createElement("figcaption");
-      cap.textContent = `image ${geo.index + 1} · ${geo.grid_w}×${geo.grid_h} cells · ${geo.pixel_w}×${geo.pixel_h} px`;
-      const canvas = document.createElement("canvas");
-      canvas.dataset.image = geo.index;
-      const view = { geo, canvas, ctx: canvas.getContext("2d"), img: new Image(), loaded: false };
-      fig.append(cap, canvas); $("images").append(fig); views.push(view);
-      canvas.addEventListener("mousemove", (e) => showTip(cellTip(view, e), e));
-      canvas.addEventListener("mouseleave", hideTip);
-      view.img.src = geo.src;
-      return view.img.decode().then(() => {
-        // small images are drawn larger (whole multiples, so cell edges stay sharp)
-        const k = Math.max(1, Math.ceil(MIN_SIDE / Math.max(view.img.naturalWidth, view.img.naturalHeight)));
-        canvas.width = k * view.img.naturalWidth; canvas.height = k * view.img.naturalHeight; view.loaded = true;
-      });
-    }));
+    const build = (geos) => (video.isVideo(geos[0]) ? buildVideo(geos) : buildImage(geos[0]));
+    return Promise.all(video.groups(D.images).map(build));
+  }
+
+  function figure(view, cap, ...extra) {
+    const fig = document.createElement("figure");
+    fig.append(cap, view.canvas, ...extra); $("images").append(fig); views.push(view);
+    view.canvas.addEventListener("mousemove", (e) => showTip(cellTip(view, e), e));
+    view.canvas.addEventListener("mouseleave", hideTip);
+  }
+
+  function sized(view, img) {  // small images are drawn larger (whole multiples, so cell edges stay sharp)
+    const k = Math.max(1, Math.ceil(MIN_SIDE / Math.max(img.naturalWidth, img.naturalHeight)));
+    view.canvas.width = k * img.naturalWidth; view.canvas.height = k * img.naturalHeight; view.loaded = true;
+  }
+
+  function buildImage(geo) {
+    const cap = document.createElement("figcaption"), canvas = document.createElement("canvas");
+    cap.textContent = `${geo.label} · ${geo.grid_w}×${geo.grid_h} cells · ${geo.pixel_w}×${geo.pixel_h} px`;
+    canvas.dataset.image = geo.index;
+    const view = { geo, canvas, ctx: canvas.getContext("2d"), img: new Image(), loaded: false };
+    figure(view, cap);
+    view.img.src = geo.src;
+    return view.img.decode().then(() => sized(view, view.img));
+  }
+
+  function buildVideo(geos) {  // one figure for a video's pairs: the shown pair follows attention or the slider
+    const cap = document.createElement("figcaption"), canvas = document.createElement("canvas");
+    canvas.dataset.video = geos[0].video;
+    const imgs = geos.map((g) => Object.assign(new Image(), { src: g.src }));
+    const view = { geo: geos[0], canvas, ctx: canvas.getContext("2d"), img: imgs[0], loaded: false };
+    const pick = (k) => { view.video.pair = k; view.video.follow = false; render(); };
+    const follow = (on) => { view.video.follow = on; render(); };
+    view.video = { geos, imgs, cap, pair: 0, follow: true, ui: video.controls(geos, pick, follow) };
+    figure(view, cap, view.video.ui.box);
+    return Promise.all(imgs.map((im) => im.decode())).then(() => sized(view, imgs[0]));
+  }
+
+  function showPair(view, row) {  // the video's pair for this step, its caption, slider and bars
+    const v = view.video, values = video.masses(row, v.geos);
+    if (v.follow) v.pair = video.strongest(values);
+    view.geo = v.geos[v.pair]; view.img = v.imgs[v.pair];
+    v.cap.textContent = `${videoName(view.geo)}${view.geo.label} · ${view.geo.grid_w}×${view.geo.grid_h} cells`;
+    v.ui.update(v.pair, values, v.follow);
   }
 
   function edges(n, length) { return Array.from({ length: n + 1 }, (_, i) => Math.round((i * length) / n)); }
 
   function drawImages(row, lut) {
     const scale = scaled(row, imagePositions(), "image");
-    for (const { geo, canvas, ctx, img, loaded } of views) {
-      if (!loaded) continue;
+    for (const view of views) {
+      if (!view.loaded) continue;
+      if (view.video) showPair(view, row);
+      const { geo, canvas, ctx, img } = view;
       ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
       const xs = edges(geo.grid_w, canvas.width), ys = edges(geo.grid_h, canvas.height);
       for (let r = 0; r < geo.grid_h; r++) {
@@ -147,7 +178,7 @@
     const c = Math.min(geo.grid_w - 1, Math.floor(((e.clientX - box.left) / box.width) * geo.grid_w));
     const r = Math.min(geo.grid_h - 1, Math.floor(((e.clientY - box.top) / box.height) * geo.grid_h));
     const p = geo.token_start + r * geo.grid_w + c;
-    return [`image ${geo.index + 1} · cell row ${r}, column ${c} · position ${p}`, ...weightLines(p)];
+    return [`${videoName(geo)}${geo.label} · cell row ${r}, column ${c} · position ${p}`, ...weightLines(p)];
   }
 
   function showTip(lines, e) {
@@ -246,6 +277,6 @@
 
   buildControls();
   buildText();
-  window.attnviz = { core, data: D, state, render, rows, setStep };
+  window.attnviz = { core, data: D, state, render, rows, setStep, views };
   buildImages().then(() => { render(); document.body.dataset.ready = "1"; });
 })();
