@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnviz.checks import check_layers, check_settings
 from attnviz.config import PROJECT_ROOT, plain, register_configs, typed
-from attnviz.data import load_sample
+from attnviz.data import load_sample, video_sampling
 from attnviz.errors import AttnvizError, ensure_writable, user_errors
 from attnviz.schema import AppConfig
 from attnviz.sweep.job import completed_video, in_multirun, record_failure, trace_cache_dir
@@ -63,7 +63,8 @@ def execute(app: AppConfig, run_dir: Path) -> Path:
         log.info("skip_existing: %s is complete", run_dir)
         return done
     # The dataset and the layers are checked before the model loads: a typo should not cost a checkpoint load.
-    sample, images = load_sample(app.dataset.json, app.dataset.image_dir, app.sample_idx, app.max_image_num)
+    sample, images = load_sample(app.dataset.json, app.dataset.image_dir, app.sample_idx, app.max_image_num,
+                                 video_sampling(app.dataset))
     check_layers(app)
     from attnviz.visualizer import AttentionVisualizer  # torch and transformers: only now
 

@@ -31,6 +31,9 @@ def check_settings(app: AppConfig) -> None:
         )
     if app.max_image_num < 0:
         raise AttnvizError(f"max_image_num={app.max_image_num} must be 0 or more")
+    from attnviz.data import video_sampling
+
+    video_sampling(app.dataset)  # the video sampling settings, checked before anything loads
     check_render_settings(app)
 
 

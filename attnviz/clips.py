@@ -31,6 +31,22 @@ FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_HINT = "give a video file (MP4, WebM, AVI, ...) or a folder of PNG/JPEG frames"
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a video is sampled (``dataset.video_fps``, ``video_min_frames``, ``video_max_frames``)."""
+
+    fps: float = VIDEO_FPS
+    min_frames: int = MIN_FRAMES
+    max_frames: int = MAX_FRAMES
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise AttnvizError(f"dataset.video_fps={self.fps}: give a rate above 0 (frames sampled per second)")
+        if self.max_frames < PAIR or not 1 <= self.min_frames <= self.max_frames:
+            raise AttnvizError(f"dataset.video_min_frames={self.min_frames}, video_max_frames={self.max_frames}: "
+                               f"give 1 <= min <= max and max >= {PAIR} (frames go in pairs)")
+
+
 @dataclass(frozen=True, eq=False)
 class Clip:
     """The frames of a sample's video the model is given, and where they came from."""
@@ -38,7 +54,7 @@ class Clip:
     path: str  # as the sample names it
     frames: tuple[Image.Image, ...]  # (N,) RGB, all one size; N a multiple of PAIR
     indices: tuple[int, ...]  # (N,) each frame's number in the source
-    source_fps: float  # the source's frame rate (a folder counts as VIDEO_FPS)
+    source_fps: float  # the source's frame rate (a folder counts as dataset.video_fps)
     source_frames: int  # frames in the source
 
     @property
@@ -89,24 +105,29 @@ def sample_indices(total: int, seconds: float, fps: float = VIDEO_FPS, min_frame
     return np.linspace(0, total - 1, n).round().astype(int).tolist()
 
 
-def read_clip(path: Path, name: str, sample_id: str) -> Clip:
+def read_clip(path: Path, name: str, sample_id: str, sampling: Sampling | None = None) -> Clip:
     """The sampled clip of a video file or a folder of frames; ``name``: the path as the sample wrote it."""
     where = f"sample {sample_id}: video {path}"
+    sampling = sampling or Sampling()
     if path.is_dir():
-        return _read_folder(path, name, where)
+        return _read_folder(path, name, where, sampling)
     if not path.is_file():
         raise AttnvizError(f"{where} does not exist; check dataset.image_dir and the sample's 'video' field")
-    return _read_file(path, name, where)
+    return _read_file(path, name, where, sampling)
 
 
-def _read_folder(path: Path, name: str, where: str) -> Clip:
+def _indices(total: int, seconds: float, sampling: Sampling) -> list[int]:
+    return sample_indices(total, seconds, sampling.fps, sampling.min_frames, sampling.max_frames)
+
+
+def _read_folder(path: Path, name: str, where: str, sampling: Sampling) -> Clip:
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
     if not files:
         raise AttnvizError(f"{where} is a folder with no frames ({', '.join(FRAME_SUFFIXES)}); {VIDEO_HINT}")
-    indices = sample_indices(len(files), len(files) / VIDEO_FPS)
+    indices = _indices(len(files), len(files) / sampling.fps, sampling)
     opened = {i: _open_frame(files[i], where) for i in dict.fromkeys(indices)}
     frames = _one_size([opened[i] for i in indices])
-    return Clip(name, tuple(frames), tuple(indices), VIDEO_FPS, len(files))
+    return Clip(name, tuple(frames), tuple(indices), sampling.fps, len(files))
 
 
 def _open_frame(path: Path, where: str) -> Image.Image:
@@ -123,7 +144,7 @@ def _one_size(frames: list[Image.Image]) -> list[Image.Image]:
     return [f if f.size == size else f.resize(size, Image.BICUBIC) for f in frames]
 
 
-def _read_file(path: Path, name: str, where: str) -> Clip:
+def _read_file(path: Path, name: str, where: str, sampling: Sampling) -> Clip:
     try:
         total, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
         stream = imageio_ffmpeg.read_frames(str(path))
@@ -134,7 +155,7 @@ def _read_file(path: Path, name: str, where: str) -> Clip:
         fps, size = float(meta.get("fps") or 0.0), tuple(meta["size"])
         if total < 1 or fps <= 0:
             raise AttnvizError(f"{where} holds no frames (or no frame rate) ffmpeg can decode; {VIDEO_HINT}")
-        indices = sample_indices(total, total / fps)
+        indices = _indices(total, total / fps, sampling)
         kept = _keep_frames(stream, set(indices), size)
     finally:
         stream.close()

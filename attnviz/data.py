@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from attnviz.clips import Clip, read_clip
+from attnviz.clips import Clip, Sampling, read_clip
 from attnviz.errors import AttnvizError
 
 JSON_HINT = 'give a JSON list of {"image": ..., "problem": ...} objects, or one such object per line'
@@ -75,7 +75,8 @@ def parse_sample(raw: Any, index: int, source: str | Path = "") -> Sample:
                   video_path=video)
 
 
-def load_images(sample: Sample, image_dir: str | Path, max_image_num: int) -> list[Image.Image | Clip]:
+def load_images(sample: Sample, image_dir: str | Path, max_image_num: int,
+                sampling: Sampling | None = None) -> list[Image.Image | Clip]:
     """The sample's images (RGB), then its video's sampled clip if it has one (prompt order)."""
     if len(sample.image_paths) > max_image_num:
         raise AttnvizError(
@@ -85,7 +86,7 @@ def load_images(sample: Sample, image_dir: str | Path, max_image_num: int) -> li
     folder = Path(image_dir).expanduser()
     images: list[Image.Image | Clip] = [_open_image(folder / rel, sample.id) for rel in sample.image_paths]
     if sample.video_path is not None:
-        images.append(read_clip(folder / sample.video_path, sample.video_path, sample.id))
+        images.append(read_clip(folder / sample.video_path, sample.video_path, sample.id, sampling))
     return images
 
 
@@ -102,7 +103,8 @@ def _open_image(path: Path, sample_id: str) -> Image.Image:
 
 
 def load_sample(
-    json_path: str | Path, image_dir: str | Path, sample_idx: int, max_image_num: int = 2
+    json_path: str | Path, image_dir: str | Path, sample_idx: int, max_image_num: int = 2,
+    sampling: Sampling | None = None,
 ) -> tuple[Sample, list[Image.Image | Clip]]:
     samples = read_samples(json_path)
     if not samples:
@@ -113,4 +115,9 @@ def load_sample(
             f"(0..{len(samples) - 1}, or -{len(samples)}..-1)"
         )
     sample = parse_sample(samples[sample_idx], sample_idx % len(samples), json_path)
-    return sample, load_images(sample, image_dir, max_image_num)
+    return sample, load_images(sample, image_dir, max_image_num, sampling)
+
+
+def video_sampling(dataset: Any) -> Sampling:
+    """``dataset.video_*`` (a DatasetConfig) as the clip reader takes them."""
+    return Sampling(dataset.video_fps, dataset.video_min_frames, dataset.video_max_frames)

@@ -109,6 +109,11 @@ class DatasetConfig:
     json: str = MISSING  # Reason-RFT style JSON list of samples
     image_dir: str = MISSING  # image paths in the JSON are relative to this folder
     prompt_template: str = REASON_RFT_PROMPT
+    # A sample's video (Qwen families): frames sampled per second (a folder of frames counts as this rate), then
+    # at least / at most this many frames, in whole pairs (docs/families.md#video)
+    video_fps: float = 2.0
+    video_min_frames: int = 4
+    video_max_frames: int = 16
 
 
 @dataclass

@@ -21,7 +21,7 @@ from PIL import Image
 from attnviz.baseline import write_generic_baseline
 from attnviz.checks import choice, resolve_layer, resolve_layers
 from attnviz.clips import Clip
-from attnviz.data import Sample, load_sample, parse_sample
+from attnviz.data import Sample, load_sample, parse_sample, video_sampling
 from attnviz.files import TRACE_DIR
 from attnviz.metadata import ModelInfo
 from attnviz.metrics import load_baseline
@@ -115,7 +115,8 @@ class AttentionVisualizer:
         self, json_path: str, image_dir: str, sample_idx: int = DEFAULTS.sample_idx
     ) -> tuple[dict[str, Any], list[Image.Image | Clip]]:
         """The sample's JSON object and its images (RGB), then its video's sampled clip if it names one."""
-        sample, images = load_sample(json_path, image_dir, sample_idx, self.app.max_image_num)
+        sample, images = load_sample(json_path, image_dir, sample_idx, self.app.max_image_num,
+                                     video_sampling(self.app.dataset))
         return sample.fields, images
 
     def create_attention_visualization_for_sample(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attnviz.clips import Clip, panel_images, read_clip, sample_indices
+from attnviz.clips import Clip, Sampling, panel_images, read_clip, sample_indices
 from attnviz.data import load_images, load_sample, parse_sample
 from attnviz.errors import AttnvizError
 from attnviz.render.colors import CURRENT_TOKEN_RGB
@@ -57,6 +57,25 @@ def test_an_mp4_is_sampled_at_2_fps_keeping_the_frame_numbers_and_times(tmp_path
     assert np.allclose(levels, [grey(i) for i in clip.indices], atol=4)  # the frames decoded are those numbers
     meta = clip.metadata()
     assert meta["frames_indices"] == [0, 3, 6, 9] and meta["total_num_frames"] == 10 and meta["width"] == 96
+
+
+def test_the_sampling_settings_change_the_frames_taken(tmp_path, compose_cfg):
+    path = write_mp4(tmp_path / "clip.mp4", n=12, fps=2)  # 6 s
+    assert len(read_clip(path, "clip.mp4", "s1").frames) == 12  # 2 fps
+    assert read_clip(path, "clip.mp4", "s1", Sampling(fps=1.0)).indices == (0, 2, 4, 7, 9, 11)  # 6 s -> 6 frames
+    assert len(read_clip(path, "clip.mp4", "s1", Sampling(fps=2.0, max_frames=6)).frames) == 6  # capped
+    assert len(read_clip(path, "clip.mp4", "s1", Sampling(fps=0.25)).frames) == 4  # the minimum
+    from attnviz.config import typed
+    from attnviz.data import video_sampling
+
+    app = typed(compose_cfg("dataset.video_fps=1.0", "dataset.video_max_frames=6"))
+    assert video_sampling(app.dataset) == Sampling(1.0, 4, 6)
+
+
+@pytest.mark.parametrize("settings, needle", [({"fps": 0.0}, "dataset.video_fps=0.0"),
+                                              ({"min_frames": 8, "max_frames": 4}, "video_min_frames=8")])
+def test_bad_sampling_settings_are_one_line_errors(settings, needle):
+    _one_line_error(lambda: Sampling(**settings), needle)
 
 
 def _one_line_error(call, *needles) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from attnviz.checks import resolve_layer
-from attnviz.data import Sample, load_images, parse_sample
+from attnviz.data import Sample, load_images, parse_sample, video_sampling
 from attnviz.files import TRACE_DIR
 from attnviz.outputs import prepare_run_dir
 from attnviz.rerender import save_inputs
@@ -73,7 +73,7 @@ def chunks(values: list, size: int) -> Iterator[list]:
 def load_item(study: Study, item: StudyItem) -> tuple[Sample, list[Image.Image]]:
     app = study.app
     sample = parse_sample(study.raw[item.index], item.index, app.dataset.json)
-    return sample, load_images(sample, app.dataset.image_dir, app.max_image_num)
+    return sample, load_images(sample, app.dataset.image_dir, app.max_image_num, video_sampling(app.dataset))
 
 
 def prepare(study: Study, viz: AttentionVisualizer, item: StudyItem) -> tuple[StudyItem, PreparedSample] | None:
