@@ -69,7 +69,7 @@ LIBRARY = ["attnviz.analysis", "attnviz.sinks", "attnviz.chat", "attnviz.schema"
            "attnviz.files", "attnviz.regions", "attnviz.metrics", "attnviz.scoring", "attnviz.run_metrics",
            "attnviz.rerender", "attnviz.outputs", "attnviz.video", "attnviz.data", "attnviz.checks", "attnviz.report",
            "attnviz.comparison", "attnviz.compare.sample", "attnviz.compare.video", "attnviz.compare.page",
-           "attnviz.compare.sweep", "attnviz.compare.plan"]
+           "attnviz.compare.sweep", "attnviz.compare.plan", "attnviz.compare.layout"]
 
 
 def test_the_model_free_layers_import_no_model_code_no_hydra_and_matplotlib_only_to_draw(finished_run):

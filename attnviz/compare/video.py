@@ -17,7 +17,6 @@ the same, red: more). Differences use head-mean rows.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from attnviz import comparison as cmp
 from attnviz.analysis import segment_labels
-from attnviz.errors import SettingError
+from attnviz.compare.layout import cut_to_width, fit_layout
 from attnviz.render.colors import (
     BACKGROUND_RGB,
     CURRENT_TOKEN_RGB,
@@ -37,10 +36,9 @@ from attnviz.render.colors import (
     TRUTH_RGB,
     colormap_lut,
 )
-from attnviz.render.fonts import FontSet, find_font
-from attnviz.render.frames import MIN_FONT_SIZE, SEPARATOR_RGB, even_size, image_divisor, panel_pad
+from attnviz.render.frames import SEPARATOR_RGB, even_size, image_divisor
 from attnviz.render.header import ROW_NOTE, frame_line, legend, settings_note
-from attnviz.render.image_panel import GAP, ImagePanel
+from attnviz.render.image_panel import ImagePanel
 from attnviz.render.marks import point_stamps
 from attnviz.render.overlays import completion_steps, parse_points, place_points
 from attnviz.render.text_panel import TextPanel
@@ -51,10 +49,7 @@ from attnviz.video import write_video
 
 VIDEO_NAME = "compare_layer{layer}.mp4"
 DIVERGING = "coolwarm"  # mid-luminance ends and a light neutral: both signs stay readable on the dark panels
-MIN_BAND_LINES = 4  # a band's text panel shows at least this many lines
-LABEL_CHARS = 16  # width of the label column, in characters
-CAPTION_SCALE = 0.6  # image captions are drawn this much smaller than the text: the bands are short
-MIN_TEXT_CHARS = 24  # the text panel is at least this many characters wide
+
 
 
 def compare_video_name(layer: int) -> str:
@@ -67,53 +62,6 @@ class Model:  # one compared model as its band shows it
     label: str
     layer: int  # the layer of this model drawn (the reference layer's match)
     correct: bool | None
-
-
-@dataclass(frozen=True)
-class Layout:
-    fonts: FontSet
-    captions: FontSet  # the image captions' (smaller: the bands are short)
-    pad: int
-    header_h: int
-    band_h: int
-    label_w: int
-    text_w: int
-    image_w: int
-    body_h: int  # height of a band's panels
-
-
-def _layout(fonts: FontSet, captions: FontSet, width: int, height: int, n_bands: int, aspect: float) -> Layout | None:
-    """Band geometry for ``fonts``; None when a band cannot hold MIN_BAND_LINES lines or the text is too narrow.
-    ``aspect``: the images' summed width / height (their panel is made about that wide)."""
-    pad, lh, char_w = panel_pad(width, height), fonts.line_height, fonts.text_width("x")
-    header_h = 2 * lh + 2 * pad
-    band_h = (height - header_h) // n_bands
-    body_h = band_h - 2 * pad
-    label_w = math.ceil(LABEL_CHARS * char_w) + 2 * pad
-    room = width - label_w - 2 * pad  # text + gap + images
-    image_w = 0 if aspect <= 0 else int(min(room // 2, (body_h - captions.line_height) * aspect + 2 * GAP))
-    text_w = room - image_w - (pad if image_w else 0)
-    if body_h < MIN_BAND_LINES * lh or text_w < MIN_TEXT_CHARS * char_w:
-        return None
-    return Layout(fonts, captions, pad, header_h, band_h, label_w, text_w, image_w, body_h)
-
-
-def fit_layout(cfg: RenderConfig, width: int, height: int, n_bands: int, aspect: float) -> Layout:
-    """The largest font (render.font_size down to MIN_FONT_SIZE) whose bands fit; a clear error otherwise."""
-    for size in range(cfg.font_size, min(cfg.font_size, MIN_FONT_SIZE) - 1, -1):
-        fonts = find_font(cfg.font_path, size, cfg.cjk_font_path)
-        captions = find_font(cfg.font_path, max(MIN_FONT_SIZE, round(CAPTION_SCALE * size)), cfg.cjk_font_path)
-        layout = _layout(fonts, captions, width, height, n_bands, aspect)
-        if layout is not None:
-            return layout
-    raise SettingError(f"video size {width}x{height} is too small for {n_bands} comparison bands: raise "
-                       "video.width/height or compare fewer models")
-
-
-def _cut(fonts: FontSet, text: str, width: float) -> str:  # cut (with …) to fit ``width`` pixels
-    while text and fonts.text_width(text) > width:
-        text = text[:-2] + "…" if len(text) > 1 else ""
-    return text
 
 
 class CompareFrames:
@@ -219,7 +167,7 @@ class CompareFrames:
         for k, line in enumerate(lines):
             fill = HEADER_RGB if k == 0 else MUTED_RGB
             if line:
-                lay.fonts.draw(draw, (x, top + k * lh), _cut(lay.fonts, line, room), fill)
+                lay.fonts.draw(draw, (x, top + k * lh), cut_to_width(lay.fonts, line, room), fill)
         if i >= len(self.models) and "" in lines[1:]:  # a difference's legend bar: −s (blue) … 0 … +s (red)
             bar_h = max(4, lh // 2)
             y = top + lines.index("", 1) * lh + (lh - bar_h) // 2
@@ -231,7 +179,7 @@ class CompareFrames:
         frame, n = self.buffer, len(self.models)
         for i in range(n):
             weights = self.weighers[i].at(t)
-            self._paint_band(frame, i, weights.text, weights.image, self.lut, t)
+            self._paint_band(frame, i, weights.text, weights.image, self.lut, t, weights.image_raw)
             self._label_value(frame, i, f"image {100 * self.shares[i][t]:.0f}%")
         ref_layer = self.models[0].layer
         for k, m in enumerate(self.models[1:]):
@@ -240,15 +188,16 @@ class CompareFrames:
             text_s, image_s = self.scales[k]
             text = cmp.diverging_positions(d[self.keys.text[:n_before]], text_s, self.cfg.gamma)
             image = cmp.diverging_positions(d[self.keys.image], image_s, self.cfg.gamma)
-            self._paint_band(frame, n + k, text, image, self.diverging, t)
+            self._paint_band(frame, n + k, text, image, self.diverging, t, np.abs(d[self.keys.image]))
             js = self.js[k][t]
             self._label_value(frame, n + k, "JS –" if np.isnan(js) else f"JS {js:.2f}")
         self._paint_header(frame, t)
         return frame
 
     def _paint_band(self, frame: np.ndarray, i: int, text: np.ndarray, image: np.ndarray, lut: np.ndarray,
-                    t: int) -> None:
-        """``text`` (n_before,) and ``image`` (I,) colour positions in 0..1, NaN for a sink."""
+                    t: int, mass: np.ndarray | None = None) -> None:
+        """``text`` (n_before,) and ``image`` (I,) colour positions in 0..1, NaN for a sink; ``mass`` (I,) what picks
+        the frame pair a video's tile shows (a model's own weights; for a difference, its size)."""
         x0, y0 = self.text_origin(i)
         panel = (slice(y0, y0 + self.text.height), slice(x0, x0 + self.text.width))
         frame[panel] = self.static[panel]
@@ -270,14 +219,20 @@ class CompareFrames:
                 cells.append(image[at : at + g.n_tokens].reshape(g.grid_h, g.grid_w))
                 at += g.n_tokens
             x, y = self.image_origin(i)
-            self.image.paint(frame[y : y + self.image.height, x : x + self.image.width], cells, lut, t)
+            masses = self._masses(mass) if self.image.videos and mass is not None else None
+            self.image.paint(frame[y : y + self.image.height, x : x + self.image.width], cells, lut, t, masses)
+
+    def _masses(self, mass: np.ndarray) -> np.ndarray:
+        """(G,) each geometry entry's total of ``mass`` (I,): the video pair a tile shows, as the single-run video."""
+        starts = np.cumsum([0] + [g.n_tokens for g in self.ref.images[:-1]])
+        return np.add.reduceat(np.clip(np.nan_to_num(mass.astype(np.float64)), 0.0, None), starts)
 
     def _label_value(self, frame: np.ndarray, i: int, text: str) -> None:
         """The per-frame line of band ``i``'s label column (its last line)."""
         lay, lh = self.lay, self.lay.fonts.line_height
         room, y = lay.label_w - 2 * lay.pad, self.band_top(i) + lay.pad + (self.n_label_lines - 1) * lh
         strip = Image.new("RGB", (room, lh), BACKGROUND_RGB)
-        lay.fonts.draw(ImageDraw.Draw(strip), (0, 0), _cut(lay.fonts, text, room), HEADER_RGB)
+        lay.fonts.draw(ImageDraw.Draw(strip), (0, 0), cut_to_width(lay.fonts, text, room), HEADER_RGB)
         frame[y : y + lh, lay.pad : lay.pad + room] = np.asarray(strip)
 
     def _paint_header(self, frame: np.ndarray, t: int) -> None:
