@@ -6,6 +6,11 @@ One layer costs ``2 * (T * prompt_len + T * (T - 1) / 2)`` bytes, 4/3 of that in
 (131-token prompt, 22 steps; its whole page with 4 layers and the image is 121 kB), 1.4 MB for a 300-token
 prompt and a 768-token answer. Layers beyond ``max_row_bytes`` are left out (the page and the log say which);
 the video's layer is always kept.
+
+Each image carries ``cells``, the sequence position of every cell as runs (:func:`cell_runs`): the positions the
+MP4 reads the cells from (:meth:`attnviz.trace.ImageGeometry.cell_weights`), which are one raster run only for
+Qwen-style geometry (LLaVA-NeXT's newline tokens, InternVL's and Idefics3's tiles and thumbnails, Mistral 3's
+``[IMG_BREAK]`` interleave them). Its picture is the part of the image the grid covers (``ImageGeometry.view``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from attnviz.analysis import answer_segments, row_starts
 from attnviz.render.colors import CURRENT_TOKEN_RGB, colormap_lut
 from attnviz.schema import Norm, RenderConfig
 from attnviz.sinks import sink_mask
-from attnviz.trace import Trace
+from attnviz.trace import ImageGeometry, Trace
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +158,7 @@ def build_payload(
         "sinks": base64.b64encode(sink_flags(trace).tobytes()).decode("ascii"),
         "segments": [{"name": s.name, "first": s.first, "last": s.last} for s in answer_segments(trace)],
         "images": [
-            {**_geometry(g), "src": image_data_uri(images[g.index], (g.pixel_w, g.pixel_h))}
+            {**_geometry(g), "src": image_data_uri(g.view(images[g.index]), (g.pixel_w, g.pixel_h))}
             for g in trace.images
             if g.index < len(images)
         ],
@@ -174,10 +179,38 @@ def build_payload(
     }
 
 
-def _geometry(g) -> dict[str, Any]:
-    """What the page draws an entry by; a video's temporal patch adds which video, its frames and time."""
+def cell_positions(g: ImageGeometry) -> np.ndarray:
+    """(grid_h * grid_w,) int64 sequence position of every cell, raster order, -1 for a cell without a token: the
+    positions :meth:`ImageGeometry.cell_weights` (the MP4) reads each cell's weight from."""
+    if g.cell_positions is not None:
+        return np.asarray(g.cell_positions, dtype=np.int64)
+    return np.arange(g.token_start, g.token_start + g.grid_h * g.grid_w, dtype=np.int64)
+
+
+def cell_runs(g: ImageGeometry) -> list[list[int]]:
+    """The cell -> position map as runs ``[[first, count], ...]``: ``count`` cells at consecutive positions from
+    ``first`` (``first == -1``: cells without a token). A raster run (Qwen) is one run, a LLaVA-NeXT grid one per
+    row, a tiled grid (InternVL, Idefics3) one per tile row; the page expands them (``attnvizCore.cellMap``)."""
+    pos = cell_positions(g)
+    if not len(pos):
+        return []
+    follows = np.where(pos[:-1] >= 0, pos[:-1] + 1, -1)  # what continues the run each cell is in
+    starts = np.concatenate([[0], np.flatnonzero(pos[1:] != follows) + 1])
+    counts = np.diff(np.append(starts, len(pos)))
+    return [[int(pos[s]), int(n)] for s, n in zip(starts, counts, strict=True)]
+
+
+def expand_runs(runs: list[list[int]]) -> list[int]:
+    """Inverse of :func:`cell_runs` (the page does the same in JavaScript); for tests and tools."""
+    return [first + k if first >= 0 else -1 for first, count in runs for k in range(count)]
+
+
+def _geometry(g: ImageGeometry) -> dict[str, Any]:
+    """What the page draws an entry by: its grid, where its first token sits (the text panel's image reference) and
+    ``cells``, every cell's sequence position (:func:`cell_runs`); a video's temporal patch adds which video, its
+    frames and time."""
     out = {"index": g.index, "token_start": g.token_start, "grid_h": g.grid_h, "grid_w": g.grid_w,
-           "pixel_h": g.pixel_h, "pixel_w": g.pixel_w, "label": g.label()}
+           "pixel_h": g.pixel_h, "pixel_w": g.pixel_w, "label": g.label(), "cells": cell_runs(g)}
     if g.is_video:
         out.update(video=g.video, frames=list(g.frames), n_frames=g.n_frames, time_s=g.time_s)
     return out

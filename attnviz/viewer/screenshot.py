@@ -71,11 +71,12 @@ def _hover_peak_cell(page) -> None:
     where = page.evaluate("""() => {
         const row = window.attnviz.rows()[window.attnviz.state.step];
         let best = null;  // over the cells on show (a video's figure shows one pair)
-        for (const { geo: g, canvas } of window.attnviz.views) for (let k = 0; k < g.grid_h * g.grid_w; k++) {
-            const v = row[g.token_start + k];
+        for (const { geo: g, canvas } of window.attnviz.views) g.cellPos.forEach((p, k) => {
+            const v = p >= 0 ? row[p] : -1;  // cellPos: each cell's sequence position (-1: no token)
             if (!best || v > best.v) best = { v, g, k, canvas };
-        }
+        });
         if (!best) return null;
+        best.canvas.scrollIntoView({ block: "nearest" });  // a cell below the fold gets no mouse event
         const box = best.canvas.getBoundingClientRect();
         const r = Math.floor(best.k / best.g.grid_w), c = best.k % best.g.grid_w;
         const x = box.left + ((c + 0.5) * box.width) / best.g.grid_w;

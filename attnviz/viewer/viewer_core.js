@@ -44,6 +44,16 @@ const attnvizCore = (() => {
     return rows;
   }
 
+  // An image's cells -> sequence positions, raster order (-1: a cell without a token), from the payload's runs
+  // [[first, count], ...]: the positions the MP4 reads each cell from (ImageGeometry.cell_weights). Cell tokens
+  // need not be one run: LLaVA-NeXT puts a newline token after every row, tiled families (InternVL, Idefics3)
+  // give each tile its own block and add a thumbnail / global image whose tokens have no cell.
+  function cellMap(runs) {
+    const out = [];
+    for (const [first, count] of runs) for (let k = 0; k < count; k++) out.push(first >= 0 ? first + k : -1);
+    return Int32Array.from(out);
+  }
+
   function renormalized(values) {  // clip at 0, NaN -> 0, sum to 1 (when the sum is positive)
     const w = Float64Array.from(values, (v) => (v > 0 ? v : 0));
     let total = 0;
@@ -128,6 +138,6 @@ const attnvizCore = (() => {
 
   function quoted(text) { return JSON.stringify(text.length > 60 ? text.slice(0, 59) + "…" : text); }
 
-  return { bytesFromBase64, decodeRows, rowStart, normalize, globalRange, colorOf, shares, maskedShare,
+  return { bytesFromBase64, decodeRows, rowStart, cellMap, normalize, globalRange, colorOf, shares, maskedShare,
     displayText, quoted, LOG_DECADES };
 })();

@@ -12,8 +12,9 @@
   const decoded = new Map();  // layer -> rows, decoded on first use
   const segmentOf = new Array(T).fill(null);
   D.segments.forEach((s) => { for (let t = s.first; t <= s.last; t++) segmentOf[t] = s.name; });
-  const imagePositionsAll = D.images.flatMap(
-    (g) => Array.from({ length: g.grid_h * g.grid_w }, (_, k) => g.token_start + k));
+  // every cell's sequence position (the MP4's): cell tokens are not one run for every family (core.cellMap)
+  D.images.forEach((g) => { g.cellPos = core.cellMap(g.cells); });
+  const imagePositionsAll = D.images.flatMap((g) => Array.from(g.cellPos).filter((p) => p >= 0));
   const S = D.settings;
   const state = { step: 0, layer: S.layer, colormap: S.colormap, normalization: S.normalization, gamma: S.gamma,
     exclude: new Set(S.exclude), wholePrompt: false, timer: null };
@@ -138,8 +139,8 @@
       const xs = edges(geo.grid_w, canvas.width), ys = edges(geo.grid_h, canvas.height);
       for (let r = 0; r < geo.grid_h; r++) {
         for (let c = 0; c < geo.grid_w; c++) {
-          const v = scale.get(geo.token_start + r * geo.grid_w + c);
-          if (v === undefined) continue;  // left out of the scale: no tint
+          const v = scale.get(geo.cellPos[r * geo.grid_w + c]);
+          if (v === undefined) continue;  // left out of the scale, or no token: no tint
           const [R, G, B] = core.colorOf(lut, v);
           ctx.fillStyle = `rgba(${R},${G},${B},${D.settings.tint_alpha})`;
           ctx.fillRect(xs[c], ys[r], xs[c + 1] - xs[c], ys[r + 1] - ys[r]);
@@ -177,8 +178,8 @@
     const { geo, canvas } = view, box = canvas.getBoundingClientRect();
     const c = Math.min(geo.grid_w - 1, Math.floor(((e.clientX - box.left) / box.width) * geo.grid_w));
     const r = Math.min(geo.grid_h - 1, Math.floor(((e.clientY - box.top) / box.height) * geo.grid_h));
-    const p = geo.token_start + r * geo.grid_w + c;
-    return [`${videoName(geo)}${geo.label} · cell row ${r}, column ${c} · position ${p}`, ...weightLines(p)];
+    const p = geo.cellPos[r * geo.grid_w + c], where = `${videoName(geo)}${geo.label} · cell row ${r}, column ${c}`;
+    return p < 0 ? [`${where} · no token`] : [`${where} · position ${p}`, ...weightLines(p)];
   }
 
   function showTip(lines, e) {

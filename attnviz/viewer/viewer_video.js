@@ -12,10 +12,11 @@ const attnvizVideo = (() => {
     return out;
   }
 
-  function masses(row, geos) {  // each pair's attention: the sum of its cells' weights in the row
+  // each pair's attention: the sum of its cells' weights in the row (g.cellPos: each cell's position, -1: none)
+  function masses(row, geos) {
     return geos.map((g) => {
       let sum = 0;
-      for (let k = 0; k < g.grid_h * g.grid_w; k++) { const v = row[g.token_start + k]; if (v > 0) sum += v; }
+      for (const p of g.cellPos) { const v = p >= 0 ? row[p] : 0; if (v > 0) sum += v; }
       return sum;
     });
   }
