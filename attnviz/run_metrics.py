@@ -102,7 +102,7 @@ def _write_steps(per_layer: dict[int, dict], layers: Sequence[int], path: Path) 
     if per_layer:
         for name in next(iter(per_layer.values())):
             dtype = np.int32 if name == "top_cell" else np.float32
-            arrays[name] = np.stack([np.asarray(per_layer[layer][name]) for layer in layers]).astype(dtype)
+            arrays[name] = np.array([per_layer[layer][name] for layer in layers], dtype=dtype)  # (L, T[, I])
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)  # a few kB: compressing costs more time than it saves
     atomic_write(path, lambda f: f.write(buffer.getvalue()))

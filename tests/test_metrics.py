@@ -170,3 +170,22 @@ def test_relative_metrics_divide_by_the_generic_baseline():
     assert out["relative_top_share"][0] == pytest.approx(4 / 5.5)
     without = block_metrics(rows, key_classes(trace, np.zeros(len(KINDS), bool), region), 1, None)
     assert np.isnan(without["relative_hit"][0])
+
+
+def test_layers_measured_together_give_each_layers_own_numbers():
+    """A short answer's rows of several layers go through one block: the numbers are each layer's alone."""
+    from attnviz.metrics import layer_step_metrics
+
+    rng = np.random.default_rng(0)
+    rows = {layer: np.stack([row(dict(enumerate(rng.random(len(PROMPT) + t))), t) for t in range(5)])
+            for layer in range(3)}
+    texts = PROMPT + ANSWER
+    trace = Trace(list(range(len(texts))), texts, KINDS, len(PROMPT), images=[GEOM], rows=rows)
+    classes = key_classes(trace, np.zeros(len(KINDS), bool), [np.array([[True, False], [False, False]])])
+    together = layer_step_metrics(trace, [2, 0, 1], classes)
+    assert list(together) == [2, 0, 1]
+    for layer in range(3):
+        alone = step_metrics(trace, layer, classes)
+        assert set(together[layer]) == set(alone)
+        for name, values in alone.items():
+            np.testing.assert_array_equal(together[layer][name], values, err_msg=f"layer {layer} {name}")

@@ -1,5 +1,5 @@
 """python -m attnviz.report on the command line: exit codes and their one line, options, reproducible output,
-no model code imported (in a fresh process), many runs."""
+no model code and no plotting library imported (in a fresh process), many runs."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from tests.test_report import make_run, make_study, metrics
 # Runs ``python -m attnviz.report`` and reports, at exit, which heavy modules it imported.
 PROBE = (
     "import atexit, runpy, sys\n"
-    "atexit.register(lambda: print('HEAVY', sorted(m for m in ('torch', 'transformers', 'hydra', 'omegaconf') "
-    "if m in sys.modules)))\n"
+    "atexit.register(lambda: print('HEAVY', sorted(m for m in ('torch', 'transformers', 'hydra', 'omegaconf', "
+    "'matplotlib') if m in sys.modules)))\n"
     "sys.argv = ['python -m attnviz.report', *sys.argv[1:]]\n"
     "runpy.run_module('attnviz.report', run_name='__main__')\n"
 )
@@ -38,7 +38,7 @@ def _data(root: Path) -> dict:
     return json.loads(page[start : page.index("</script>", start)])
 
 
-def test_cli_imports_no_model_code_and_reports_skipped_files(tmp_path):
+def test_cli_imports_no_model_code_or_matplotlib_and_reports_skipped_files(tmp_path):
     root = make_study(tmp_path / "study")
     done = _cli(str(root), "--resamples", "100")
     assert done.returncode == 1, done.stderr  # one metrics.json was skipped

@@ -1,8 +1,9 @@
-"""``python -m attnviz.report <dir>``: metrics.csv, the plots and report.html for every run under ``dir``.
+"""``python -m attnviz.report <dir>``: metrics.csv, the plots and report.html for every run under ``dir`` (and
+compare.csv with a comparison section for the comparison jobs under it).
 
-Exit 0 when every metrics.json was read, 1 when some were skipped (the report covers the others; each skipped file
-is named in a warning and counted on the page), 2 when there is nothing to report or the folder cannot be
-written. Imports no torch or transformers: it runs on a login node.
+Exit 0 when every metrics.json (and every sample's compare.json) was read, 1 when some were skipped (the report
+covers the others; each skipped file is named in a warning and counted on the page), 2 when there is nothing to
+report or the folder cannot be written. Imports no torch, transformers or matplotlib: it runs on a login node.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from attnviz.report.build import CSV_NAME, NoMetrics, Options, write_report
+from attnviz.report.collect import COMPARE_CSV
 from attnviz.report.page import REPORT_NAME
 from attnviz.report.stats import RESAMPLES, SEED
 
@@ -61,10 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     study = written.study
     print(f"{_count(len(study.table), 'run')}, {_count(study.samples, 'sample')} -> {args.dir / REPORT_NAME} and "
           f"{args.dir / CSV_NAME}")
+    for comp in written.comparisons:
+        print(f"comparison of {', '.join(comp.job.key.labels[1:])} against {comp.reference}: "
+              f"{_count(comp.samples, 'sample')} -> {args.dir / COMPARE_CSV}")
     if study.skipped:
         print(f"{len(study.skipped)} metrics.json skipped (named in the warnings above)", file=sys.stderr)
-        return 1
-    return 0
+    if written.compare_skipped:
+        print(f"{written.compare_skipped} compare.json skipped (named in the warnings above)", file=sys.stderr)
+    return 1 if study.skipped or written.compare_skipped else 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@ def model_order(study: Study) -> list[str]:
     return sorted(study.groups, key=natural_key)
 
 
+def ground_segment(segments: Iterable[str]) -> str:
+    """Where grounding is judged: the tokens that write coordinates (the answer names a place), when a run has any;
+    else the whole answer."""
+    return COORDS if COORDS in segments else ALL
+
+
 def group_of(correct: bool | None) -> str:
     return UNKNOWN if correct is None else CORRECT if correct else INCORRECT
 
@@ -118,9 +124,8 @@ class Study:
         whole = [i for i, seg in enumerate(run.segments) if seg == ALL]
         layers = [run.layers[i] for i in whole]
         self.share[run.model, group].add(layers, run.column("image_share")[whole])
-        # grounding is judged where the answer names a place: the tokens writing coordinates, when there are any
-        ground_segment = COORDS if COORDS in run.segments else ALL
-        chosen = [i for i, seg in enumerate(run.segments) if seg == ground_segment]
+        where = ground_segment(run.segments)
+        chosen = [i for i, seg in enumerate(run.segments) if seg == where]
         gt, hit = (run.column(name)[chosen] for name in ("gt_share", "hit"))
         at = [run.layers[i] for i in chosen]
         self.ground[run.model].add([*(("gt_share", x) for x in at), *(("hit", x) for x in at)],

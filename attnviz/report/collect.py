@@ -24,6 +24,9 @@ from attnviz.files import METRICS_NAME, VIEWER_NAME
 from attnviz.metadata import RunMetadata
 
 METRICS_FORMAT = 1
+COMPARE_NAME = "compare.json"  # a comparison job's record, and each of its samples' (attnviz.compare)
+COMPARE_CSV = "compare.csv"  # the report's table of a folder's comparisons
+COMPARE_PLOTS = "report_compare_*.png"
 ALL = "all"  # the segment of every step of the answer
 COORDS = "coords"  # the steps that write a coordinate's numbers (attnviz.metrics)
 POSITIONS = tuple(f"pos{i}" for i in range(10))  # tenths of the answer, by relative position
@@ -75,13 +78,17 @@ def _plain(name: str, value: float) -> float | int | None:
     return int(value) if name == "n_tokens" else value
 
 
-def find_runs(root: Path) -> Iterator[Path]:
-    """Every folder under ``root`` (itself included) holding a metrics.json, in sorted order; hidden folders
-    (a sweep's ``.traces``, submitit's logs) and symbolic links are not entered."""
+def walk(root: Path) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, its file names) for ``root`` and every folder under it, in sorted order; hidden folders (a sweep's
+    ``.traces``, submitit's logs) and symbolic links are not entered."""
     for here, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # pruned in place: os.walk skips them
-        if METRICS_NAME in files:
-            yield Path(here)
+        yield Path(here), files
+
+
+def find_runs(root: Path) -> Iterator[Path]:
+    """Every folder under ``root`` (itself included) holding a metrics.json, in sorted order (see :func:`walk`)."""
+    return (here for here, files in walk(root) if METRICS_NAME in files)
 
 
 def _check_types(values: list[Any], allowed: set[type], what: str) -> None:

@@ -9,6 +9,7 @@ plotted line, not per point. A resample's mean over a column averages the drawn 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,20 +29,38 @@ class Estimate:
     n: np.ndarray
 
 
+def resample_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(resamples, n) float64: how often each resample drew each of ``n`` samples (``resamples × n`` draws)."""
+    draws = rng.integers(0, n, size=(resamples, n)) + np.arange(resamples)[:, None] * n  # resample r's draws: r's bins
+    return np.bincount(draws.ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+
+
+@lru_cache(maxsize=2)
+def _seeded_counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    """The counts of a seed's first draw, kept: the report's lines over the same samples draw the same counts (one
+    draw of ``resamples × n`` indices instead of one a line; at most CHUNK values, 16 MB, each)."""
+    counts = resample_counts(n, resamples, np.random.default_rng(seed))
+    counts.flags.writeable = False
+    return counts
+
+
 def resampled_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """(resamples, columns): each resample's mean per column over the samples it drew that have a value there
     (NaN where it drew none). Drawn in chunks, so memory stays bounded however many samples there are."""
     n = values.shape[0]
-    filled, present = np.nan_to_num(values), (~np.isnan(values)).astype(np.float64)
     out = np.empty((resamples, values.shape[1]))
     step = max(1, CHUNK // max(n, 1))
     for start in range(0, resamples, step):
         m = min(step, resamples - start)
-        draws = rng.integers(0, n, size=(m, n)) + np.arange(m)[:, None] * n  # resample r's draws: r's bins
-        counts = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[start : start + m] = (counts @ filled) / (counts @ present)
+        out[start : start + m] = _means(resample_counts(n, m, rng), values)
     return out
+
+
+def _means(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(resamples, columns) means of ``values`` (samples × columns, NaN = no value) under resample ``counts``."""
+    filled, present = np.nan_to_num(values), (~np.isnan(values)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (counts @ filled) / (counts @ present)
 
 
 def bootstrap_means(values: np.ndarray, *, resamples: int = RESAMPLES, level: float = LEVEL,
@@ -62,7 +81,11 @@ def bootstrap_means(values: np.ndarray, *, resamples: int = RESAMPLES, level: fl
     spread = n > 1  # one value: nothing to resample; none: NaN
     if spread.any():
         # a resample that drew no sample with a value in a column has no mean there: NaN, left out
-        means = resampled_means(values[:, spread], resamples, np.random.default_rng(seed))
+        rows = values.shape[0]
+        if rows * resamples <= CHUNK:  # one draw: the same for every line over as many samples
+            means = _means(_seeded_counts(rows, resamples, seed), values[:, spread])
+        else:
+            means = resampled_means(values[:, spread], resamples, np.random.default_rng(seed))
         tail = (1.0 - level) / 2.0
         low[spread], high[spread] = np.nanquantile(means, [tail, 1.0 - tail], axis=0)
     return Estimate(mean=mean, low=low, high=high, n=n)
