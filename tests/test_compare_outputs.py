@@ -240,26 +240,32 @@ def test_the_page_stays_offline_and_runs_no_token_text(browser, fixture_page):
     page.close()
 
 
+def _video_colours(trace, keys, norm: str) -> dict[int, np.ndarray]:
+    """Position -> the colour the video's model band gives each text key written before step PEAK_STEP."""
+    render = RenderConfig()
+    weigher = Weigher(RowSource(trace, 3), keys.text, keys.image, keys.sinks, norm, render.gamma, render.log_decades)
+    text, lut = weigher.at(PEAK_STEP).text, colormap_lut(render.colormap)  # text: (n_before,)
+    return {int(p): lut[int(np.rint(w * 255))] for p, w in zip(keys.text, text, strict=False) if not np.isnan(w)}
+
+
 def test_page_colours_are_the_videos_for_a_model_and_for_the_difference(browser, fixture_page):
     path, ref, model, keys = fixture_page
     render = RenderConfig()
     page, seen = _open(browser, path)
     page.evaluate(f"() => window.attnvizCompare.setStep({PEAK_STEP})")
-    weigher = Weigher(RowSource(model, 3), keys.text, keys.image, keys.sinks, "step", render.gamma)
-    text = weigher.at(PEAK_STEP).text  # (n_before,) as the video's model band colours them
-    lut, diverging = colormap_lut(render.colormap), colormap_lut("coolwarm")
-    shown = keys.text[: len(text)]
     page.click("button.model[value='1']")
-    colours = _colours(page)
-    expected = {int(p): lut[int(np.rint(w * 255))] for p, w in zip(shown, text, strict=True) if not np.isnan(w)}
-    assert set(colours) == set(expected)
-    for pos, rgb in expected.items():
-        np.testing.assert_allclose(colours[pos], rgb, atol=6)
+    for norm in ("log", "step"):  # log: the viewer's normalisation, over the payload's render.log_decades
+        page.select_option("#normalization", norm)
+        colours, expected = _colours(page), _video_colours(model, keys, norm)
+        assert set(colours) == set(expected)
+        for pos, rgb in expected.items():
+            np.testing.assert_allclose(colours[pos], rgb, atol=6, err_msg=f"{norm} scale, position {pos}")
     page.check("#difference")
+    shown = keys.text[keys.text < ref.prompt_len + PEAK_STEP]
     d = step_difference(ref, model, 3, 3, keys.sinks, PEAK_STEP)
     scale = max(np.nanmax(np.abs(np.pad(step_difference(ref, model, 3, 3, keys.sinks, t), (0, 20))[shown]))
                 for t in range(ref.n_steps))  # the global scale over the text keys
-    diff_colours = _colours(page)
+    diff_colours, diverging = _colours(page), colormap_lut("coolwarm")
     for pos in expected:
         rgb = diverging[int(np.rint(diverging_positions(d[[pos]], scale, render.gamma)[0] * 255))]
         np.testing.assert_allclose(diff_colours[pos], rgb, atol=8)

@@ -17,6 +17,7 @@ from attnviz.analysis import answer_segments, first_answer_step, key_frames, kin
 from attnviz.config import RenderConfig
 from attnviz.trace import Trace
 from attnviz.viewer import POSTER_NAME, SHARE_NAME, VIEWER_NAME, build_payload, render_page, write_pictures
+from attnviz.viewer.page import asset, self_contained_page
 from attnviz.viewer.payload import (
     SINK_FIRST,
     SINK_SPECIAL,
@@ -84,6 +85,20 @@ def test_content_security_policy_names_exactly_the_inline_script_and_style():
     for text, directive in ((script, "script-src"), (style, "style-src")):
         digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
         assert f"{directive} 'sha256-{digest}'" in csp
+
+
+def test_a_page_takes_scripts_from_other_packages_in_order_under_one_hash():
+    """Template and style from the page's package; a script named ``package:file`` or (package, file) from there."""
+    names = ("compare.html", "compare.css",
+             ("attnviz.viewer:viewer_core.js", ("attnviz.viewer", "viewer_video.js"), "compare.js"))
+    page = self_contained_page("attnviz.compare", names, {"title": "t"}, "t")
+    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    parts = [asset("attnviz.viewer", "viewer_core.js"), asset("attnviz.viewer", "viewer_video.js"),
+             asset("attnviz.compare", "compare.js")]
+    assert script == "\n".join(parts)
+    assert 'id="diff-scale"' in page  # the comparison's template
+    csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1))
+    assert f"script-src 'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" in csp
 
 
 def test_segments_follow_the_tags_even_when_a_tag_is_split():
@@ -156,9 +171,11 @@ def test_write_pictures_writes_page_poster_and_share_plot(tmp_path):
 def test_page_starts_with_the_videos_scale_and_sinks():
     from attnviz.viewer import settings_from_render
 
-    render = RenderConfig(norm="log", exclude=["bos", "vision_markers", "chat_template", "system"])
-    settings = settings_from_render(render, layer=2)
-    assert settings.normalization == "log"
+    render = RenderConfig(norm="log", log_decades=1.5, exclude=["bos", "vision_markers", "chat_template", "system"])
+    settings = settings_from_render(render, layer=3)
+    assert settings.normalization == "log" and settings.log_decades == 1.5
+    trace = make_trace()
+    assert build_payload(trace, [], settings, sample_id="s", text_start=0)["settings"]["log_decades"] == 1.5
     assert settings.exclude == ("first", "special", "system")  # the page's categories, each once
     assert settings_from_render(RenderConfig(exclude=[]), layer=2).exclude == ()
 

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attnviz.analysis import image_positions
 from attnviz.config import RenderConfig
 from attnviz.render.colors import colormap_lut, normalise
+from attnviz.render.weights import RowSource, Weigher
 from attnviz.sinks import sink_mask
 from attnviz.viewer import build_payload, settings_from_render, write_page
 from attnviz.viewer.screenshot import READY
@@ -186,21 +188,18 @@ def test_single_layer_page_has_no_layer_switcher(browser, pages):
     v.page.close()
 
 
-def _log_reference(values: np.ndarray, decades: int) -> np.ndarray:
-    w = np.clip(values, 0, None) / values.sum()
-    logs = np.log10(np.maximum(w, w.max() * 10.0**-decades))
-    return (logs - logs.min()) / (logs.max() - logs.min())
-
-
 def test_normalisation_modes_match_the_python_reference(viewer):
     row = viewer.trace.row(3, PEAK_STEP).astype(np.float64)
     values = row[text_start(viewer.trace) :]
-    js = "([v, mode, gamma, range]) => Array.from(window.attnviz.core.normalize(v, mode, gamma, range))"
+    js = """([v, mode, gamma, range, decades]) =>
+        Array.from(window.attnviz.core.normalize(v, mode, gamma, range, decades))"""
     expected = normalise(values, "step", gamma=0.4)
-    np.testing.assert_allclose(viewer.js(js, [values.tolist(), "step", 0.4, None]), expected, atol=1e-6)
-    decades = viewer.js("() => window.attnviz.core.LOG_DECADES")
-    np.testing.assert_allclose(viewer.js(js, [values.tolist(), "log", 0.4, None]), _log_reference(values, decades),
-                               atol=1e-9)
+    np.testing.assert_allclose(viewer.js(js, [values.tolist(), "step", 0.4, None, None]), expected, atol=1e-6)
+    decades = viewer.js("() => window.attnviz.data.settings.log_decades")
+    assert decades == RenderConfig().log_decades  # the page's decades are the MP4's
+    for d in (decades, 1.5):
+        np.testing.assert_allclose(viewer.js(js, [values.tolist(), "log", 0.4, None, d]),
+                                   normalise(values, "log", decades=d), atol=1e-6)
     positions = np.concatenate([np.asarray(g.positions) for g in viewer.trace.images])
     rows16 = [viewer.trace.row(3, t).astype(np.float16).astype(np.float64) for t in range(viewer.trace.n_steps)]
     renorm = [r[positions] / r[positions].sum() for r in rows16]
@@ -208,7 +207,41 @@ def test_normalisation_modes_match_the_python_reference(viewer):
     got = viewer.js("(pos) => window.attnviz.core.globalRange(window.attnviz.rows(), () => pos)", positions.tolist())
     np.testing.assert_allclose(got, [lo, hi], rtol=1e-6)
     expected = ((renorm[0] - lo) / (hi - lo)) ** 0.4
-    np.testing.assert_allclose(viewer.js(js, [rows16[0][positions].tolist(), "global", 0.4, got]), expected, atol=1e-6)
+    np.testing.assert_allclose(viewer.js(js, [rows16[0][positions].tolist(), "global", 0.4, got, None]), expected,
+                               atol=1e-6)
+
+
+def _span_rgb(v: Viewer, pos: int) -> tuple[int, ...]:
+    color = v.page.eval_on_selector(f'.tok[data-pos="{pos}"]', "s => getComputedStyle(s).color")
+    return tuple(int(x) for x in re.findall(r"\d+", color))
+
+
+def test_log_scale_spans_the_videos_decades(browser, tmp_path):
+    """render.log_decades reaches the page: its log colours are the MP4's (its Weigher at those decades, over the
+    page's float16 rows), and they differ from the colours at the default decades."""
+    trace = make_trace(layers=(3,))
+    render = RenderConfig(norm="log", log_decades=1.5, exclude=[])
+    payload = build_payload(trace, make_images(trace), settings_from_render(render, 3), sample_id="s1",
+                            text_start=text_start(trace))
+    v = _open(browser, {(3,): (trace, write_page(payload, tmp_path))}, layers=(3,))
+    v.js(f"() => window.attnviz.setStep({PEAK_STEP})")
+    as_paged = dataclasses.replace(trace, rows={3: trace.rows[3].astype(np.float16).astype(np.float32)})
+    shown = np.array([p for p in range(text_start(trace), len(trace.token_ids)) if trace.token_kinds[p] != "image"])
+    lut = colormap_lut(render.colormap)
+
+    def video_colours(decades: float) -> dict[int, np.ndarray]:
+        weigher = Weigher(RowSource(as_paged, 3), shown, image_positions(trace.images),
+                          np.zeros(len(trace.token_ids), bool), "log", render.gamma, decades)
+        text = weigher.at(PEAK_STEP).text  # the shown tokens written before the current one
+        return {int(p): lut[int(np.rint(w * 255))] for p, w in zip(shown, text, strict=False)}
+
+    page = {p: _span_rgb(v, p) for p in video_colours(render.log_decades)}
+    for p, rgb in video_colours(render.log_decades).items():
+        np.testing.assert_allclose(page[p], rgb, atol=3, err_msg=f"position {p}")
+    default = video_colours(RenderConfig().log_decades)
+    assert sum(np.abs(np.subtract(page[p], rgb)).max() > 20 for p, rgb in default.items()) >= len(default) // 2
+    assert v.console == [] and v.errors == []
+    v.page.close()
 
 
 def test_sink_exclusion_leaves_special_tokens_out_of_the_scale(viewer):

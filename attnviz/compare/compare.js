@@ -1,6 +1,6 @@
 // attnviz compare page, part 2: the page. Token text only ever enters the DOM through textContent.
 (() => {
-  const core = attnvizCompareCore;
+  const core = attnvizCore, { diverging } = attnvizCompareCore;
   const D = JSON.parse(document.getElementById("attnviz-data").textContent);
   const $ = (id) => document.getElementById(id);
   const P = D.prompt_len, T = D.n_steps, S = D.settings, models = D.models;
@@ -10,10 +10,9 @@
   const counts = Array.from({ length: T }, (_, t) => D.keys.filter((p) => p < P + t).length);
   const textKeys = D.text_keys.map((p) => keyIndex.get(p)).map((k, i) => ({ pos: D.text_keys[i], k }));
   const imageKeys = D.images.flatMap((g) => g.cells.filter((p) => p >= 0).map((p) => keyIndex.get(p)));
-  const segmentOf = new Array(T).fill(null);
-  D.segments.forEach((s) => { for (let t = s.first; t <= s.last; t++) segmentOf[t] = s.name; });
+  const segmentOf = core.segmentSteps(D.segments, T);
   const state = { step: 0, layer: S.layer, model: 0, difference: false, normalization: S.normalization,
-    diffScale: "global", timer: null };
+    diffScale: "global" };
   const decoded = new Map(), cache = new Map(), spans = new Map(), views = [];
   const pct = (v) => `${(100 * v).toFixed(1)}%`;
   const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
@@ -26,26 +25,26 @@
   const reachable = (t) => (item) => item.pos < P + t && item.k !== undefined && !sinks.has(item.k);
   const textAt = (t) => textKeys.filter(reachable(t)).map((item) => item.k);
   const imageShown = imageKeys.filter((k) => k !== undefined && !sinks.has(k));
+  const keysAt = (which) => (t) => (which === "text" ? textAt(t) : imageShown);  // the key indices shown at step t
   function memo(key, make) { if (!cache.has(key)) cache.set(key, make()); return cache.get(key); }
 
   function modelValues(m, t, which) {  // key index -> position on the model colour map
-    const ks = which === "text" ? textAt(t) : imageShown, row = rows(m)[t];
-    const range = state.normalization === "global" ? memo(`range/${m}/${state.layer}/${which}`, () =>
-      core.globalRange(Array.from({ length: T }, (_, s) =>
-        (which === "text" ? textAt(s) : imageShown).map((k) => rows(m)[s][k])))) : null;
+    const ks = keysAt(which)(t), row = rows(m)[t];
+    const range = state.normalization === "global"
+      ? memo(`range/${m}/${state.layer}/${which}`, () => core.globalRange(rows(m), keysAt(which))) : null;
     const v = core.normalize(ks.map((k) => row[k]), state.normalization, S.gamma, range, S.log_decades);
     return new Map(ks.map((k, i) => [k, v[i]]));
   }
   function diffAt(m, t, k) { return rows(m)[t][k] - rows(0)[t][k]; }
   function diffScale(m, t, which) {  // s of the symmetric scale: max |d| over the shown keys (all steps or this one)
-    const over = (s) => (which === "text" ? textAt(s) : imageShown).reduce((a, k) => Math.max(a, Math.abs(diffAt(m, s, k))), 0);
+    const over = (s) => keysAt(which)(s).reduce((a, k) => Math.max(a, Math.abs(diffAt(m, s, k))), 0);
     if (state.diffScale === "step") return over(t);
     return memo(`diff/${m}/${state.layer}/${which}`, () => Array.from({ length: T }, (_, s) => over(s))
       .reduce((a, b) => Math.max(a, b), 0));
   }
   function diffValues(m, t, which) {
-    const ks = which === "text" ? textAt(t) : imageShown, s = diffScale(m, t, which);
-    return new Map(ks.map((k) => [k, core.diverging(diffAt(m, t, k), s, S.gamma)]));
+    const ks = keysAt(which)(t), s = diffScale(m, t, which);
+    return new Map(ks.map((k) => [k, diverging(diffAt(m, t, k), s, S.gamma)]));
   }
   function values(t, which) {
     return state.difference ? diffValues(state.model, t, which) : modelValues(state.model, t, which);
@@ -56,11 +55,10 @@
     const box = $("text"), frag = document.createDocumentFragment();
     D.text_keys.forEach((p, i) => {
       const span = document.createElement("span"), shown = core.displayText(D.texts[i]);
-      span.className = `tok k-${D.kinds[i] === "s" ? "special" : "text"}`;
+      const kind = D.kinds[i] === "s" ? "special" : "text";
+      span.className = core.tokenClass(shown, kind, p >= P ? segmentOf[p - P] : null);
       span.dataset.pos = p;
       span.textContent = shown;
-      if (!shown.trim()) span.classList.add(shown.includes("\n") ? "nl" : "ws");
-      if (p >= P && segmentOf[p - P]) span.classList.add(`seg-${segmentOf[p - P]}`);
       spans.set(p, span); frag.append(span);
     });
     box.append(frag);
@@ -81,9 +79,7 @@
       const view = { geo, canvas, ctx: canvas.getContext("2d"), img: new Image(), loaded: false };
       fig.append(cap, canvas); $("images").append(fig); views.push(view);
       canvas.addEventListener("mousemove", (e) => {
-        const box = canvas.getBoundingClientRect();
-        const c = Math.min(geo.grid_w - 1, Math.floor(((e.clientX - box.left) / box.width) * geo.grid_w));
-        const r = Math.min(geo.grid_h - 1, Math.floor(((e.clientY - box.top) / box.height) * geo.grid_h));
+        const [r, c] = core.cellAt(geo, canvas.getBoundingClientRect(), e.clientX, e.clientY);
         showTip(keyTip(geo.cells[r * geo.grid_w + c], `image ${geo.index + 1} · cell row ${r}, column ${c}`), e);
       });
       canvas.addEventListener("mouseleave", hideTip);
@@ -106,32 +102,29 @@
   function showTip(lines, e) {
     const tip = $("tip");
     tip.textContent = lines.join("\n"); tip.hidden = false;
-    tip.style.left = `${Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 4)}px`;
-    tip.style.top = `${Math.min(e.clientY + 14, window.innerHeight - tip.offsetHeight - 4)}px`;
+    const [left, top] = core.tipPlace(e.clientX, e.clientY, tip.offsetWidth, tip.offsetHeight, innerWidth, innerHeight);
+    tip.style.left = `${left}px`; tip.style.top = `${top}px`;
   }
   function hideTip() { $("tip").hidden = true; }
 
-  const edges = (n, length) => Array.from({ length: n + 1 }, (_, i) => Math.round((i * length) / n));
   function drawImages(scale, table) {
     for (const { geo, canvas, ctx, img, loaded } of views) {
       if (!loaded) continue;
       ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-      const xs = edges(geo.grid_w, canvas.width), ys = edges(geo.grid_h, canvas.height);
-      for (let r = 0; r < geo.grid_h; r++) {
-        for (let c = 0; c < geo.grid_w; c++) {
-          const k = keyIndex.get(geo.cells[r * geo.grid_w + c]);
-          const [R, G, B] = scale.has(k) ? core.colorOf(table, scale.get(k)) : D.excluded_rgb;
-          if (k === undefined) continue;
-          ctx.fillStyle = `rgba(${R},${G},${B},${S.tint_alpha})`;
-          ctx.fillRect(xs[c], ys[r], xs[c + 1] - xs[c], ys[r + 1] - ys[r]);
-        }
+      const colourAt = (cell) => {  // no token, or not a key of the page: no tint; a sink: grey
+        const k = keyIndex.get(geo.cells[cell]);
+        if (k === undefined) return null;
+        return scale.has(k) ? core.colorOf(table, scale.get(k)) : D.excluded_rgb;
+      };
+      for (const [rect, fill] of core.cellTints(geo, canvas.width, canvas.height, colourAt, S.tint_alpha)) {
+        ctx.fillStyle = fill; ctx.fillRect(...rect);
       }
-      if (S.grid_lines) {
-        ctx.strokeStyle = "rgba(255,255,255,0.35)"; ctx.lineWidth = 1; ctx.beginPath();
-        for (const x of xs.slice(1, -1)) { ctx.moveTo(x + 0.5, 0); ctx.lineTo(x + 0.5, canvas.height); }
-        for (const y of ys.slice(1, -1)) { ctx.moveTo(0, y + 0.5); ctx.lineTo(canvas.width, y + 0.5); }
-        ctx.stroke();
+      if (!S.grid_lines) continue;
+      ctx.strokeStyle = core.GRID_RGBA; ctx.lineWidth = 1; ctx.beginPath();
+      for (const [x0, y0, x1, y1] of core.gridLines(geo, canvas.width, canvas.height)) {
+        ctx.moveTo(x0, y0); ctx.lineTo(x1, y1);
       }
+      ctx.stroke();
     }
   }
 
@@ -194,18 +187,14 @@
     render();
   }
   function setLayer(layer) { state.layer = Number(layer); render(); }
-  function stop() { clearInterval(state.timer); state.timer = null; $("play").textContent = "▶ play"; }
-  function play() {
-    if (state.step >= T - 1) state.step = 0;
-    $("play").textContent = "❚❚ pause";
-    state.timer = setInterval(() => (state.step >= T - 1 ? stop() : setStep(state.step + 1)), 250);
-  }
+  const player = core.player(T, () => state.step, setStep,
+    (on) => { $("play").textContent = on ? "❚❚ pause" : "▶ play"; });
 
   function buildControls() {
     $("title").textContent = D.title || `sample ${D.sample_id}`;
     const slider = $("slider"); slider.max = String(T - 1);
     slider.addEventListener("input", () => setStep(Number(slider.value)));
-    $("play").addEventListener("click", () => (state.timer ? stop() : play()));
+    $("play").addEventListener("click", player.toggle);
     models.forEach((m, i) => {
       const b = document.createElement("button");
       b.type = "button"; b.className = "model"; b.value = String(i); b.setAttribute("role", "radio");
@@ -229,9 +218,8 @@
     $("normalization").addEventListener("change", (e) => { state.normalization = e.target.value; render(); });
     $("diff-scale").addEventListener("change", (e) => { state.diffScale = e.target.value; render(); });
     D.segments.forEach((s) => {
-      const bar = document.createElement("span");
-      bar.className = s.name; bar.title = `<${s.name}>`;
-      bar.style.left = `${(100 * s.first) / T}%`; bar.style.width = `${(100 * (s.last - s.first + 1)) / T}%`;
+      const bar = document.createElement("span"), [left, width] = core.segmentExtent(s, T);
+      bar.className = s.name; bar.title = `<${s.name}>`; bar.style.left = `${left}%`; bar.style.width = `${width}%`;
       $("segment-bar").append(bar);
     });
     document.addEventListener("keydown", (e) => {
@@ -240,7 +228,7 @@
       if (e.key in moves) setStep(state.step + moves[e.key]);
       else if (e.key === "Home") setStep(0);
       else if (e.key === "End") setStep(T - 1);
-      else if (e.key === " ") (state.timer ? stop() : play());
+      else if (e.key === " ") player.toggle();
       else if (e.key === "d") setDifference(!state.difference);
       else if (/^[1-9]$/.test(e.key) && Number(e.key) <= models.length) setModel(Number(e.key) - 1);
       else return;

@@ -28,13 +28,13 @@ from attnviz.comparison import CompareKeys, js_steps, nosink_shares
 from attnviz.render.colors import CURRENT_TOKEN_RGB, EXCLUDED_RGB
 from attnviz.schema import RenderConfig
 from attnviz.trace import Trace, atomic_write
-from attnviz.viewer.page import self_contained_page
+from attnviz.viewer.page import CORE_SCRIPT, self_contained_page
 from attnviz.viewer.payload import image_data_uri, lut_base64
 
 log = logging.getLogger(__name__)
 
 PAGE_NAME = "compare.html"
-ASSETS = ("compare.html", "compare.css", ("compare_core.js", "compare.js"))
+ASSETS = ("compare.html", "compare.css", (CORE_SCRIPT, "compare_core.js", "compare.js"))  # the viewer's core first
 MAX_ROW_BYTES = 48 * 2**20  # every model's embedded layers together, before base64
 
 

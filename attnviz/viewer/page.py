@@ -19,12 +19,23 @@ from attnviz.files import VIEWER_NAME
 from attnviz.trace import atomic_write
 from attnviz.trace_store import json_text
 
-__all__ = ["VIEWER_NAME", "json_for_html", "render_page", "self_contained_page", "write_page"]
-SCRIPT_FILES = ("viewer_core.js", "viewer_video.js", "viewer_ui.js")
+__all__ = ["CORE_SCRIPT", "VIEWER_NAME", "json_for_html", "render_page", "self_contained_page", "write_page"]
+ScriptName = str | tuple[str, str]  # a file of the page's package, "package:file" or (package, file)
+# The pages' shared calculations (attnvizCore: decoding, normalisation, colours; no DOM): every page loads it first.
+CORE_SCRIPT = ("attnviz.viewer", "viewer_core.js")
+SCRIPT_FILES = (CORE_SCRIPT, "viewer_video.js", "viewer_ui.js")
 
 
 def asset(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+def script_source(package: str, name: ScriptName) -> tuple[str, str]:
+    """(package, file) of a page script named as a file of ``package``, ``"package:file"`` or (package, file)."""
+    if isinstance(name, tuple):
+        return name
+    owner, _, file = name.rpartition(":")
+    return (owner or package, file)
 
 
 def json_for_html(payload: dict[str, Any]) -> str:
@@ -38,14 +49,15 @@ def _sha256(text: str) -> str:
 
 
 def self_contained_page(
-    package: str, names: tuple[str, str, tuple[str, ...]], payload: dict[str, Any], title: str
+    package: str, names: tuple[str, str, tuple[ScriptName, ...]], payload: dict[str, Any], title: str
 ) -> str:
-    """A page from ``package``'s template, style and scripts (``names``: html, css, js files) with ``payload``
-    inline, under a Content-Security-Policy that allows exactly that script and style (by hash) and ``data:``
-    images: the viewer's and the study report's safety rules in one place."""
+    """A page from ``package``'s template and style and the scripts ``names`` lists (html, css, js files; a script
+    may come from another package: see :func:`script_source`), in that order, with ``payload`` inline, under a
+    Content-Security-Policy that allows exactly that script and style (by hash) and ``data:`` images: the viewer's,
+    the comparison's and the study report's safety rules in one place."""
     template, style_name, script_names = names
     style = asset(package, style_name)
-    script = "\n".join(asset(package, name) for name in script_names)
+    script = "\n".join(asset(*script_source(package, name)) for name in script_names)
     csp = (
         f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
         "img-src data:; base-uri 'none'; form-action 'none'"

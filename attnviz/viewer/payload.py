@@ -50,6 +50,7 @@ class PageSettings:
     colormap: str = "red_green"
     normalization: Norm = Norm.step  # type: ignore[valid-type]
     gamma: float = 0.4
+    log_decades: float = 3.0  # normalization=log: decades below the step's maximum (render.log_decades)
     exclude: tuple[str, ...] = ()  # sink categories left out of the scale: "special", "first", "system"
     tint_alpha: float = 0.45
     grid_lines: bool = True
@@ -70,6 +71,7 @@ def settings_from_render(render_cfg: RenderConfig, layer: int) -> PageSettings:
         colormap=render_cfg.colormap,
         normalization=Norm(str(render_cfg.norm)),
         gamma=float(render_cfg.gamma),
+        log_decades=float(render_cfg.log_decades),
         exclude=tuple(dict.fromkeys(exclude)),
         tint_alpha=float(render_cfg.tint_alpha),
         grid_lines=bool(render_cfg.grid_lines),
@@ -172,6 +174,7 @@ def build_payload(
             "colormap": settings.colormap,
             "normalization": str(settings.normalization),
             "gamma": settings.gamma,
+            "log_decades": settings.log_decades,
             "exclude": list(settings.exclude),
             "tint_alpha": settings.tint_alpha,
             "grid_lines": settings.grid_lines,

@@ -10,14 +10,13 @@
   const sinks = core.bytesFromBase64(D.sinks);
   const luts = Object.fromEntries(Object.entries(D.colormaps).map(([k, v]) => [k, core.bytesFromBase64(v)]));
   const decoded = new Map();  // layer -> rows, decoded on first use
-  const segmentOf = new Array(T).fill(null);
-  D.segments.forEach((s) => { for (let t = s.first; t <= s.last; t++) segmentOf[t] = s.name; });
+  const segmentOf = core.segmentSteps(D.segments, T);
   // every cell's sequence position (the MP4's): cell tokens are not one run for every family (core.cellMap)
   D.images.forEach((g) => { g.cellPos = core.cellMap(g.cells); });
   const imagePositionsAll = D.images.flatMap((g) => Array.from(g.cellPos).filter((p) => p >= 0));
   const S = D.settings;
   const state = { step: 0, layer: S.layer, colormap: S.colormap, normalization: S.normalization, gamma: S.gamma,
-    exclude: new Set(S.exclude), wholePrompt: false, timer: null };
+    exclude: new Set(S.exclude), wholePrompt: false };
   const spans = new Map();  // position -> token span
   const views = [];  // one per image or video: {geo, canvas, ctx, img, loaded, video?}
   let globalCache = { key: null };
@@ -25,7 +24,7 @@
   function rows() {
     if (!decoded.has(state.layer)) {
       const entry = D.layers.find((l) => l.layer === state.layer);
-      decoded.set(state.layer, core.decodeRows(entry.rows, P, T));
+      decoded.set(state.layer, core.decodeRows(entry.rows, core.triangle(P, T)));
     }
     return decoded.get(state.layer);
   }
@@ -47,7 +46,8 @@
   }
   function scaled(row, positions, which) {  // position -> colour-scale value in 0..1
     const range = state.normalization === "global" ? globalRangeFor(which) : null;
-    const values = core.normalize(Array.from(positions, (p) => row[p]), state.normalization, state.gamma, range);
+    const values = core.normalize(Array.from(positions, (p) => row[p]), state.normalization, state.gamma, range,
+      S.log_decades);
     return new Map(positions.map((p, i) => [p, values[i]]));
   }
   const videoName = (g) => (video.isVideo(g) ? `video ${g.video + 1} · ` : "");
@@ -65,11 +65,9 @@
       }
       if (kinds[p] === "i") continue;
       const span = document.createElement("span"), shown = core.displayText(D.texts[p]);
-      span.className = `tok k-${KIND_NAMES[kinds[p]]}`;
+      span.className = core.tokenClass(shown, KIND_NAMES[kinds[p]], p >= P ? segmentOf[p - P] : null);
       span.dataset.pos = p;
       span.textContent = shown;
-      if (!shown.trim()) span.classList.add(shown.includes("\n") ? "nl" : "ws");
-      if (p >= P && segmentOf[p - P]) span.classList.add(`seg-${segmentOf[p - P]}`);
       spans.set(p, span); frag.append(span);
     }
     box.append(frag);
@@ -127,8 +125,6 @@
     v.ui.update(v.pair, values, v.follow);
   }
 
-  function edges(n, length) { return Array.from({ length: n + 1 }, (_, i) => Math.round((i * length) / n)); }
-
   function drawImages(row, lut) {
     const scale = scaled(row, imagePositions(), "image");
     for (const view of views) {
@@ -136,24 +132,19 @@
       if (view.video) showPair(view, row);
       const { geo, canvas, ctx, img } = view;
       ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-      const xs = edges(geo.grid_w, canvas.width), ys = edges(geo.grid_h, canvas.height);
-      for (let r = 0; r < geo.grid_h; r++) {
-        for (let c = 0; c < geo.grid_w; c++) {
-          const v = scale.get(geo.cellPos[r * geo.grid_w + c]);
-          if (v === undefined) continue;  // left out of the scale, or no token: no tint
-          const [R, G, B] = core.colorOf(lut, v);
-          ctx.fillStyle = `rgba(${R},${G},${B},${D.settings.tint_alpha})`;
-          ctx.fillRect(xs[c], ys[r], xs[c + 1] - xs[c], ys[r + 1] - ys[r]);
-        }
-      }
-      if (D.settings.grid_lines) drawGrid(ctx, xs, ys, canvas);
+      const colourAt = (k) => {  // left out of the scale, or no token: no tint
+        const v = scale.get(geo.cellPos[k]);
+        return v === undefined ? null : core.colorOf(lut, v);
+      };
+      paint(ctx, core.cellTints(geo, canvas.width, canvas.height, colourAt, S.tint_alpha));
+      if (S.grid_lines) drawGrid(ctx, core.gridLines(geo, canvas.width, canvas.height));
     }
   }
 
-  function drawGrid(ctx, xs, ys, canvas) {
-    ctx.strokeStyle = "rgba(255,255,255,0.35)"; ctx.lineWidth = 1; ctx.beginPath();
-    for (const x of xs.slice(1, -1)) { ctx.moveTo(x + 0.5, 0); ctx.lineTo(x + 0.5, canvas.height); }
-    for (const y of ys.slice(1, -1)) { ctx.moveTo(0, y + 0.5); ctx.lineTo(canvas.width, y + 0.5); }
+  function paint(ctx, tints) { for (const [rect, fill] of tints) { ctx.fillStyle = fill; ctx.fillRect(...rect); } }
+  function drawGrid(ctx, lines) {
+    ctx.strokeStyle = core.GRID_RGBA; ctx.lineWidth = 1; ctx.beginPath();
+    for (const [x0, y0, x1, y1] of lines) { ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); }
     ctx.stroke();
   }
 
@@ -175,9 +166,7 @@
   }
 
   function cellTip(view, e) {
-    const { geo, canvas } = view, box = canvas.getBoundingClientRect();
-    const c = Math.min(geo.grid_w - 1, Math.floor(((e.clientX - box.left) / box.width) * geo.grid_w));
-    const r = Math.min(geo.grid_h - 1, Math.floor(((e.clientY - box.top) / box.height) * geo.grid_h));
+    const { geo, canvas } = view, [r, c] = core.cellAt(geo, canvas.getBoundingClientRect(), e.clientX, e.clientY);
     const p = geo.cellPos[r * geo.grid_w + c], where = `${videoName(geo)}${geo.label} · cell row ${r}, column ${c}`;
     return p < 0 ? [`${where} · no token`] : [`${where} · position ${p}`, ...weightLines(p)];
   }
@@ -185,8 +174,8 @@
   function showTip(lines, e) {
     const tip = $("tip");
     tip.textContent = lines.join("\n"); tip.hidden = false;
-    tip.style.left = `${Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 4)}px`;
-    tip.style.top = `${Math.min(e.clientY + 14, window.innerHeight - tip.offsetHeight - 4)}px`;
+    const [left, top] = core.tipPlace(e.clientX, e.clientY, tip.offsetWidth, tip.offsetHeight, innerWidth, innerHeight);
+    tip.style.left = `${left}px`; tip.style.top = `${top}px`;
   }
   function hideTip() { $("tip").hidden = true; }
 
@@ -229,18 +218,14 @@
   }
 
   function setStep(t) { state.step = Math.max(0, Math.min(T - 1, t)); render(); }
-  function stop() { clearInterval(state.timer); state.timer = null; $("play").textContent = "▶ play"; }
-  function play() {
-    if (state.step >= T - 1) state.step = 0;
-    $("play").textContent = "❚❚ pause";
-    state.timer = setInterval(() => (state.step >= T - 1 ? stop() : setStep(state.step + 1)), 250);
-  }
+  const player = core.player(T, () => state.step, setStep,
+    (on) => { $("play").textContent = on ? "❚❚ pause" : "▶ play"; });
 
   function buildControls() {
     $("title").textContent = D.title || `sample ${D.sample_id}`;
     const slider = $("slider"); slider.max = String(T - 1);
     slider.addEventListener("input", () => { state.step = Number(slider.value); render(); });
-    $("play").addEventListener("click", () => (state.timer ? stop() : play()));
+    $("play").addEventListener("click", player.toggle);
     const layers = D.layers.map((l) => [l.layer, `layer ${l.layer}`]);
     fillSelect($("layer"), layers, state.layer, (v) => { state.layer = Number(v); });
     $("layer-box").hidden = D.layers.length < 2;
@@ -259,9 +244,8 @@
     });
     $("whole-prompt").addEventListener("change", (e) => { state.wholePrompt = e.target.checked; render(); });
     D.segments.forEach((s) => {
-      const bar = document.createElement("span");
-      bar.className = s.name; bar.title = `<${s.name}>`;
-      bar.style.left = `${(100 * s.first) / T}%`; bar.style.width = `${(100 * (s.last - s.first + 1)) / T}%`;
+      const bar = document.createElement("span"), [left, width] = core.segmentExtent(s, T);
+      bar.className = s.name; bar.title = `<${s.name}>`; bar.style.left = `${left}%`; bar.style.width = `${width}%`;
       $("segment-bar").append(bar);
     });
     const left = D.left_out_layers;
