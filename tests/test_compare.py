@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,11 @@ def test_compare_demo_gives_every_model_a_trace_and_each_sample_a_comparison(pre
     videos = sorted(p.relative_to(pred_job).as_posix() for p in pred_job.rglob("*.mp4"))
     assert videos == ["samples/demo_001/compare_layer3.mp4"]  # videos=[demo_001]; no per-model videos
     assert (pred_job / "report.html").is_file() and (pred_job / "metrics.csv").is_file()
+    index = (pred_job / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', index)
+    assert "samples/demo_001/compare_layer3.mp4" in links
+    assert "models/demo_untaught/samples/demo_002/viewer.html" in links
+    assert all((pred_job / link).is_file() for link in links)  # every link resolves
 
 
 def test_both_models_read_the_same_stored_answer(pred_job):

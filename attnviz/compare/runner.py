@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from attnviz.checks import resolve_layer
+from attnviz.compare.index import write_index
 from attnviz.compare.models import ComparedModel, compared_models, mapped_layers
 from attnviz.compare.plan import (
     ANSWER_IDS_KEY,
@@ -139,6 +140,7 @@ def finish(app: AppConfig, job_dir: Path, models: list[ComparedModel], apps: lis
     """Every sample's comparison, the job record, the report; CompareFailed when anything failed."""
     results = compare_samples(app, job_dir, models, apps)
     data = write_job_record(job_dir, app, models, apps, samples=results)
+    write_index(job_dir, data)
     write_compare_report(job_dir, app)
     failed = [r for r in results if r["status"] != "complete"]
     log.info("compare: %d of %d samples compared; %s", len(results) - len(failed), len(results),
