@@ -241,8 +241,23 @@ def rerender_run(
         trace, layer, images, render_cfg, video_cfg, sample=meta.sample, start_phrase=start_phrase,
         run_dir=run_dir, trace_ref=str(source / TRACE_DIR),
     )
+    files = {**out.files, **copy_metrics(source, run_dir)}
     replace(
-        meta, layer=layer, source_run=str(source.resolve()), files=out.files, text_start=out.text_start,
+        meta, layer=layer, source_run=str(source.resolve()), files=files, text_start=out.text_start,
         timings=out.timings,
     ).save(run_dir)
     return run_dir / out.files["video"]
+
+
+def copy_metrics(source: Path, run_dir: Path) -> dict[str, str]:
+    """The source run's metrics files, beside a re-render in another folder (a report over that folder finds them);
+    they measure the run as it was generated, whatever the new render settings."""
+    copied = {}
+    if source.resolve() == run_dir.resolve():
+        return copied
+    for key, name in (("metrics", METRICS_NAME), ("metrics_steps", METRICS_STEPS_NAME)):
+        if (source / name).is_file():
+            data = (source / name).read_bytes()
+            atomic_write(run_dir / name, lambda f, data=data: f.write(data))
+            copied[key] = name
+    return copied

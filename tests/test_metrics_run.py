@@ -62,3 +62,16 @@ def test_the_generic_baseline_gives_relative_metrics_and_the_relative_image_mode
     with np.testing.assert_raises(AttnvizError):
         run(compose_cfg(*SMALL, f"render_only={plain}", f"output_dir={tmp_path / 'again'}",
                         "render.image_weights=relative"))
+
+
+def test_a_rerender_elsewhere_keeps_the_runs_metrics(compose_cfg, tmp_path):
+    """render_only into another folder carries the source run's metrics, so a report over that folder finds them."""
+    from attnviz.outputs import read_metadata
+
+    run(compose_cfg(*SMALL, "sample_idx=1"))
+    again = tmp_path / "again"
+    run(compose_cfg(*SMALL, f"render_only={tmp_path}", f"output_dir={again}", "render.colormap=viridis"))
+    for name in ("metrics.json", "metrics_steps.npz"):
+        assert (again / name).read_bytes() == (tmp_path / name).read_bytes()
+    files = read_metadata(again)["files"]
+    assert files["metrics"] == "metrics.json" and files["metrics_steps"] == "metrics_steps.npz"
