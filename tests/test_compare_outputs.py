@@ -26,7 +26,7 @@ from attnviz.schema import RenderConfig, VideoConfig
 from attnviz.trace import load_trace, prune_trace, save_trace
 from attnviz.viewer.screenshot import READY
 from tests.conftest import CONF_DIR
-from tests.viewer_fixture import IMG_TOKEN, PEAK_STEP, SCRIPT_TOKEN, make_images, make_trace, text_start
+from tests.viewer_fixture import IMG_TOKEN, PEAK, PEAK_STEP, SCRIPT_TOKEN, make_images, make_trace, text_start
 
 LABELS = ["demo", "demo_untaught"]
 REPLAY = ("mode=replay", "capture.replay_key=solution", "capture.layers=all", "video.width=320", "video.height=180")
@@ -270,6 +270,27 @@ def test_page_colours_are_the_videos_for_a_model_and_for_the_difference(browser,
         rgb = diverging[int(np.rint(diverging_positions(d[[pos]], scale, render.gamma)[0] * 255))]
         np.testing.assert_allclose(diff_colours[pos], rgb, atol=8)
     assert diff_colours != colours and seen["errors"] == []
+    page.close()
+
+
+def test_the_pictures_keep_their_own_proportions_and_cells(browser, tmp_path):
+    """Pictures wider than the model's input: each canvas is shown at its picture's proportions (as the MP4's tile),
+    not the model's pixel size, and its grid still spans it (hovering a cell names that cell)."""
+    ref = make_trace(layers=(3,))
+    render = RenderConfig()
+    keys = compare_keys(ref, text_start(ref), render.exclude, render.exclude_positions)
+    wide = [im.resize((2 * im.width, im.height)) for im in make_images(ref)]
+    payload = build_compare_payload([PageModel(ref, "base", True, {3: 3})], keys, wide, render, sample_id="s1",
+                                    text_start=text_start(ref), layer=3)
+    page, seen = _open(browser, write_compare_page(payload, tmp_path))
+    for g in ref.images:
+        box = page.locator(f'canvas[data-image="{g.index}"]').bounding_box()
+        assert abs(box["height"] - box["width"] * g.pixel_h / (2 * g.pixel_w)) <= 1, (g.index, box)
+    g, (_, r, c) = ref.images[PEAK[0]], PEAK
+    box = page.locator(f'canvas[data-image="{g.index}"]').bounding_box()
+    page.mouse.move(box["x"] + (c + 0.5) * box["width"] / g.grid_w, box["y"] + (r + 0.5) * box["height"] / g.grid_h)
+    assert f"image {g.index + 1} · cell row {r}, column {c}" in page.text_content("#tip")
+    assert seen["errors"] == []
     page.close()
 
 

@@ -87,18 +87,24 @@ def test_content_security_policy_names_exactly_the_inline_script_and_style():
         assert f"{directive} 'sha256-{digest}'" in csp
 
 
-def test_a_page_takes_scripts_from_other_packages_in_order_under_one_hash():
-    """Template and style from the page's package; a script named ``package:file`` or (package, file) from there."""
-    names = ("compare.html", "compare.css",
+def test_a_page_takes_scripts_and_styles_from_other_packages_in_order_under_one_hash():
+    """Template from the page's package; a style or script named ``package:file`` or (package, file) from there;
+    each kind joined in order, under one hash."""
+    names = ("compare.html", ("attnviz.viewer:page.css", "compare.css"),
              ("attnviz.viewer:viewer_core.js", ("attnviz.viewer", "viewer_video.js"), "compare.js"))
     page = self_contained_page("attnviz.compare", names, {"title": "t"}, "t")
     script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    style = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
     parts = [asset("attnviz.viewer", "viewer_core.js"), asset("attnviz.viewer", "viewer_video.js"),
              asset("attnviz.compare", "compare.js")]
     assert script == "\n".join(parts)
+    assert style == asset("attnviz.viewer", "page.css") + "\n" + asset("attnviz.compare", "compare.css")
     assert 'id="diff-scale"' in page  # the comparison's template
     csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1))
-    assert f"script-src 'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" in csp
+    for text, directive in ((script, "script-src"), (style, "style-src")):
+        assert f"{directive} 'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'" in csp
+    one = self_contained_page("attnviz.compare", ("compare.html", "compare.css", ()), {"title": "t"}, "t")
+    assert re.search(r"<style>(.*?)</style>", one, re.S).group(1) == asset("attnviz.compare", "compare.css")
 
 
 def test_segments_follow_the_tags_even_when_a_tag_is_split():

@@ -32,6 +32,7 @@ SIZES = [(100, 70), (60, 90)]  # (W, H): one wide, one tall image
 IMAGE_RGB = ((200, 200, 200), (90, 110, 140))  # uniform pictures: a cell's colour is its tint alone
 ANSWER_LEN = 12  # answer tokens (steps) of a synthetic trace
 INTERLEAVED = ["llava_next", "internvl", "idefics3", "mistral3"]  # newline / tiles + thumbnail / tiles / breaks
+SQUARED = ["gemma3", "internvl", "idefics3"]  # inputs resized to squares or tiles: another aspect than the picture's
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_the_picture_is_the_part_of_the_image_the_grid_covers(twin_prompt, famil
     for g, entry in zip(trace.images, payload_of(trace, images)["images"], strict=True):
         assert g.view_box is not None
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(entry["src"].split(",", 1)[1]))).convert("RGB"))
-        size = (g.pixel_w, g.pixel_h)
+        size = g.view(images[g.index]).size  # the region at its own size and proportions, as the MP4 takes it
         expected = np.asarray(g.view(images[g.index]).resize(size), dtype=int)  # what the MP4 draws the grid over
         whole = np.asarray(images[g.index].resize(size), dtype=int)  # the whole image: cells over the wrong part
         assert shown.shape == expected.shape and np.abs(shown - expected).max() <= 2
@@ -219,18 +220,25 @@ def opened(browser, twin_prompt, tmp_path_factory):
         page.close()
 
 
-@pytest.mark.parametrize("family", INTERLEAVED)
-def test_a_one_hot_row_on_a_cell_tints_that_cell_as_the_video_does(opened, family):
-    trace, what, page, renderer, errors = opened(family)
+def assert_cells_as_the_video(opened, family: str) -> list:
+    """Every step: every cell's colour is the MP4's, a one-hot row lights exactly its cell, in its image only."""
+    trace, what, page, renderer, _ = opened(family)
     for t, target in enumerate(what):
         page.evaluate("(t) => window.attnviz.setStep(t)", t)
         frame = renderer.render(t)
         for g in trace.images:
             ours, video = page_cells(page, g.index), video_cells(renderer, frame, g.index)
             np.testing.assert_allclose(ours, video, atol=4, err_msg=f"{family} step {t} image {g.index}")
-            if target is not None:  # a one-hot row: exactly its cell is lit, in its image only
+            if target is not None:
                 expected = [target[1]] if target != ORPHAN and target[0] == g.index else []
                 assert lit(ours) == lit(video) == expected, (family, t, g.index)
+    return what
+
+
+@pytest.mark.parametrize("family", INTERLEAVED)
+def test_a_one_hot_row_on_a_cell_tints_that_cell_as_the_video_does(opened, family):
+    what = assert_cells_as_the_video(opened, family)
+    errors = opened(family)[-1]
     assert ORPHAN in what or family == "mistral3"  # [IMG_BREAK] is no image token: every image token has a cell
     assert errors == []
 
@@ -272,3 +280,24 @@ def test_the_text_panel_shows_the_tokens_the_video_shows(opened, family):
     shown = page.evaluate("() => Array.from(document.querySelectorAll('.tok'), (s) => Number(s.dataset.pos))")
     assert shown == renderer.positions.tolist()
     assert not set(shown) & {p for g in trace.images for p in full_positions(g)}
+
+
+@pytest.mark.parametrize("family", SQUARED)
+def test_the_picture_keeps_its_own_proportions_as_the_video_does(opened, family):
+    """The model's input is square or tiled, the picture is not: the canvas is shown at the picture's proportions
+    (the MP4's tile's), not stretched to the model's pixel size, and its cells still light as the MP4's."""
+    trace, _, page, renderer, errors = opened(family)
+    boxes = page.evaluate("""() => Array.from(document.querySelectorAll('canvas[data-image]'), (c) => {
+        const r = c.getBoundingClientRect(); return [Number(c.dataset.image), r.width, r.height]; })""")
+    assert sorted(i for i, _, _ in boxes) == [g.index for g in trace.images]
+    stretched = []
+    for i, width, height in boxes:
+        g = trace.images[i]
+        w, h = g.view(pictures(trace)[g.index]).size
+        assert abs(height - width * h / w) <= 1, (family, i, width, height, (w, h))
+        tile_w, tile_h = renderer.image.tiles[i].size  # the MP4 fits the same proportions into its tile
+        assert abs(tile_h - tile_w * h / w) <= 1
+        stretched.append(abs(height - width * g.pixel_h / g.pixel_w) > 2)
+    assert any(stretched)  # the model's pixel size has another shape: the old page drew this picture stretched
+    assert_cells_as_the_video(opened, family)
+    assert errors == []

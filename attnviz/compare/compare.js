@@ -1,6 +1,8 @@
-// attnviz compare page, part 2: the page. Token text only ever enters the DOM through textContent.
+// attnviz compare page, part 2: the page (DOM helpers shared with the viewer: attnvizPageUi, page_ui.js). Token text
+// only ever enters the DOM through textContent.
 (() => {
-  const core = attnvizCore, { diverging } = attnvizCompareCore;
+  const core = attnvizCore, ui = attnvizPageUi, { diverging } = attnvizCompareCore;
+  const MIN_SIDE = 384;  // an image's longer side is drawn at least this many pixels
   const D = JSON.parse(document.getElementById("attnviz-data").textContent);
   const $ = (id) => document.getElementById(id);
   const P = D.prompt_len, T = D.n_steps, S = D.settings, models = D.models;
@@ -15,7 +17,6 @@
     diffScale: "global" };
   const decoded = new Map(), cache = new Map(), spans = new Map(), views = [];
   const pct = (v) => `${(100 * v).toFixed(1)}%`;
-  const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
 
   function rows(m, layer = state.layer) {  // model m's rows at a reference layer, decoded on first use
     const key = `${m}/${layer}`;
@@ -54,40 +55,25 @@
   function buildText() {
     const box = $("text"), frag = document.createDocumentFragment();
     D.text_keys.forEach((p, i) => {
-      const span = document.createElement("span"), shown = core.displayText(D.texts[i]);
-      const kind = D.kinds[i] === "s" ? "special" : "text";
-      span.className = core.tokenClass(shown, kind, p >= P ? segmentOf[p - P] : null);
-      span.dataset.pos = p;
-      span.textContent = shown;
+      const span = ui.tokenSpan(p, D.texts[i], D.kinds[i] === "s" ? "special" : "text",
+        p >= P ? segmentOf[p - P] : null);
       spans.set(p, span); frag.append(span);
     });
     box.append(frag);
-    box.addEventListener("mousemove", (e) => {
-      const span = e.target.closest(".tok");
-      if (span) showTip(keyTip(Number(span.dataset.pos), `token ${core.quoted(D.texts[D.text_keys.indexOf(Number(span.dataset.pos))])}`), e);
-      else hideTip();
-    });
-    box.addEventListener("mouseleave", hideTip);
+    ui.tokenTips(box, (p) => keyTip(p, `token ${core.quoted(D.texts[D.text_keys.indexOf(p)])}`));
   }
 
   function buildImages() {
     return Promise.all(D.images.map((geo) => {
-      const fig = document.createElement("figure"), cap = document.createElement("figcaption");
-      cap.textContent = `image ${geo.index + 1} · ${geo.grid_w}×${geo.grid_h} cells`;
-      const canvas = document.createElement("canvas");
-      canvas.dataset.image = geo.index;
-      const view = { geo, canvas, ctx: canvas.getContext("2d"), img: new Image(), loaded: false };
-      fig.append(cap, canvas); $("images").append(fig); views.push(view);
-      canvas.addEventListener("mousemove", (e) => {
-        const [r, c] = core.cellAt(geo, canvas.getBoundingClientRect(), e.clientX, e.clientY);
-        showTip(keyTip(geo.cells[r * geo.grid_w + c], `image ${geo.index + 1} · cell row ${r}, column ${c}`), e);
-      });
-      canvas.addEventListener("mouseleave", hideTip);
-      view.img.src = geo.src;
-      return view.img.decode().then(() => {
-        const k = Math.max(1, Math.ceil(384 / Math.max(view.img.naturalWidth, view.img.naturalHeight)));
-        canvas.width = k * view.img.naturalWidth; canvas.height = k * view.img.naturalHeight; view.loaded = true;
-      });
+      const view = { geo, img: Object.assign(new Image(), { src: geo.src }), loaded: false };
+      const cellTip = (e) => {
+        const [r, c] = core.cellAt(geo, view.canvas.getBoundingClientRect(), e.clientX, e.clientY);
+        return keyTip(geo.cells[r * geo.grid_w + c], `image ${geo.index + 1} · cell row ${r}, column ${c}`);
+      };
+      const caption = `image ${geo.index + 1} · ${geo.grid_w}×${geo.grid_h} cells`;
+      Object.assign(view, ui.canvasFigure({ image: geo.index }, caption, cellTip));
+      views.push(view);
+      return view.img.decode().then(() => { ui.fitCanvas(view.canvas, view.img, MIN_SIDE); view.loaded = true; });
     }));
   }
 
@@ -99,60 +85,32 @@
       (i ? ` (${diffAt(i, t, k) >= 0 ? "+" : ""}${(100 * diffAt(i, t, k)).toFixed(2)} points)` : "")));
     return lines;
   }
-  function showTip(lines, e) {
-    const tip = $("tip");
-    tip.textContent = lines.join("\n"); tip.hidden = false;
-    const [left, top] = core.tipPlace(e.clientX, e.clientY, tip.offsetWidth, tip.offsetHeight, innerWidth, innerHeight);
-    tip.style.left = `${left}px`; tip.style.top = `${top}px`;
-  }
-  function hideTip() { $("tip").hidden = true; }
-
   function drawImages(scale, table) {
-    for (const { geo, canvas, ctx, img, loaded } of views) {
-      if (!loaded) continue;
-      ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    for (const view of views) {
+      if (!view.loaded) continue;
       const colourAt = (cell) => {  // no token, or not a key of the page: no tint; a sink: grey
-        const k = keyIndex.get(geo.cells[cell]);
+        const k = keyIndex.get(view.geo.cells[cell]);
         if (k === undefined) return null;
         return scale.has(k) ? core.colorOf(table, scale.get(k)) : D.excluded_rgb;
       };
-      for (const [rect, fill] of core.cellTints(geo, canvas.width, canvas.height, colourAt, S.tint_alpha)) {
-        ctx.fillStyle = fill; ctx.fillRect(...rect);
-      }
-      if (!S.grid_lines) continue;
-      ctx.strokeStyle = core.GRID_RGBA; ctx.lineWidth = 1; ctx.beginPath();
-      for (const [x0, y0, x1, y1] of core.gridLines(geo, canvas.width, canvas.height)) {
-        ctx.moveTo(x0, y0); ctx.lineTo(x1, y1);
-      }
-      ctx.stroke();
+      ui.drawCells(view, colourAt, S.tint_alpha, S.grid_lines);
     }
   }
 
   function render() {
     const t = state.step, cur = P + t, table = lut(), text = values(t, "text");
     for (const [p, span] of spans) {
-      const k = keyIndex.get(p);
-      span.hidden = p < D.text_start;
-      span.classList.toggle("current", p === cur);
-      span.classList.toggle("future", p > cur);
-      span.classList.toggle("excluded", p < cur && sinks.has(k));
-      span.style.color = text.has(k) ? rgb(core.colorOf(table, text.get(k))) : "";
+      const k = keyIndex.get(p), colour = text.has(k) ? core.colorOf(table, text.get(k)) : null;
+      ui.markToken(span, p, cur, { hidden: p < D.text_start, excluded: sinks.has(k), colour });
     }
     drawImages(values(t, "image"), table);
     renderHeader(t, table);
-    $("slider").value = String(t);
-    const span = spans.get(cur), box = $("text");
-    if (span && (span.offsetTop < box.scrollTop || span.offsetTop > box.scrollTop + box.clientHeight - 20)) {
-      box.scrollTop = span.offsetTop - box.clientHeight / 2;
-    }
+    ui.keepInView($("text"), spans.get(cur));
   }
 
   function renderHeader(t, table) {
     const m = state.model, ref = models[0].label;
-    $("step-label").textContent = `${t + 1}/${T}`;
-    $("current-token").textContent = core.quoted(D.texts[D.text_keys.indexOf(P + t)] ?? "");
-    const seg = segmentOf[t], label = $("segment-label");
-    label.textContent = seg ? `<${seg}>` : ""; label.className = `segment-label ${seg || ""}`;
+    ui.stepHeader(t, T, D.texts[D.text_keys.indexOf(P + t)] ?? "", segmentOf[t], table);
     $("showing").textContent = state.difference ? `${models[m].label} − ${ref}` : models[m].label;
     const share = (i) => imageShown.reduce((a, k) => a + rows(i)[t][k], 0);
     $("shares").textContent = `image share off the sinks: ${models.map((x, i) => `${x.label} ${pct(share(i))}`).join(" · ")}`;
@@ -164,8 +122,6 @@
       js.push(`${x.label} ${v === null ? "–" : v.toFixed(3)} (mean ${mean === null ? "–" : mean.toFixed(3)})`);
     });
     $("js").textContent = js.length ? `JS divergence of the image cells vs ${ref} at this step: ${js.join(" · ")}` : "";
-    const stops = Array.from({ length: 9 }, (_, i) => rgb(core.colorOf(table, i / 8)));
-    $("legend-bar").style.background = `linear-gradient(to right, ${stops.join(",")})`;
     const [st, si] = state.difference ? [diffScale(m, t, "text"), diffScale(m, t, "image")] : [0, 0];
     $("legend-low").textContent = state.difference ? `less than ${ref}: −` : "low";
     $("legend-high").textContent = state.difference
@@ -187,14 +143,10 @@
     render();
   }
   function setLayer(layer) { state.layer = Number(layer); render(); }
-  const player = core.player(T, () => state.step, setStep,
-    (on) => { $("play").textContent = on ? "❚❚ pause" : "▶ play"; });
+  let player = null;
 
   function buildControls() {
-    $("title").textContent = D.title || `sample ${D.sample_id}`;
-    const slider = $("slider"); slider.max = String(T - 1);
-    slider.addEventListener("input", () => setStep(Number(slider.value)));
-    $("play").addEventListener("click", player.toggle);
+    player = ui.stepControls(D, () => state.step, setStep);
     models.forEach((m, i) => {
       const b = document.createElement("button");
       b.type = "button"; b.className = "model"; b.value = String(i); b.setAttribute("role", "radio");
@@ -217,11 +169,6 @@
     $("normalization").value = state.normalization;
     $("normalization").addEventListener("change", (e) => { state.normalization = e.target.value; render(); });
     $("diff-scale").addEventListener("change", (e) => { state.diffScale = e.target.value; render(); });
-    D.segments.forEach((s) => {
-      const bar = document.createElement("span"), [left, width] = core.segmentExtent(s, T);
-      bar.className = s.name; bar.title = `<${s.name}>`; bar.style.left = `${left}%`; bar.style.width = `${width}%`;
-      $("segment-bar").append(bar);
-    });
     document.addEventListener("keydown", (e) => {
       if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" && e.target.type !== "checkbox") return;
       const moves = { ArrowLeft: -1, ArrowRight: 1 };

@@ -27,14 +27,15 @@ from attnviz.compare.video import DIVERGING
 from attnviz.comparison import CompareKeys, js_steps, nosink_shares
 from attnviz.render.colors import CURRENT_TOKEN_RGB, EXCLUDED_RGB
 from attnviz.schema import RenderConfig
-from attnviz.trace import Trace, atomic_write
-from attnviz.viewer.page import CORE_SCRIPT, self_contained_page
-from attnviz.viewer.payload import image_data_uri, lut_base64
+from attnviz.trace import Trace
+from attnviz.viewer.page import CORE_SCRIPT, PAGE_STYLE, PAGE_UI_SCRIPT, self_contained_page, write_html
+from attnviz.viewer.payload import lut_base64, picture_uri
 
 log = logging.getLogger(__name__)
 
 PAGE_NAME = "compare.html"
-ASSETS = ("compare.html", "compare.css", (CORE_SCRIPT, "compare_core.js", "compare.js"))  # the viewer's core first
+# the viewer's core and the pages' shared DOM helpers and style rules first
+ASSETS = ("compare.html", (PAGE_STYLE, "compare.css"), (CORE_SCRIPT, PAGE_UI_SCRIPT, "compare_core.js", "compare.js"))
 MAX_ROW_BYTES = 48 * 2**20  # every model's embedded layers together, before base64
 
 
@@ -101,7 +102,7 @@ def _images(trace: Trace, images: list[Image.Image]) -> list[dict[str, Any]]:
         cells = g.cell_positions if g.cell_positions is not None else raster  # (grid_h * grid_w,) -1: no token
         out.append({"index": g.index, "grid_h": g.grid_h, "grid_w": g.grid_w, "pixel_w": g.pixel_w,
                     "pixel_h": g.pixel_h, "cells": [int(c) for c in cells],
-                    "src": image_data_uri(g.view(images[g.index]), (g.pixel_w, g.pixel_h))})
+                    "src": picture_uri(g, images[g.index])})
     return out
 
 
@@ -143,8 +144,5 @@ def render_compare_page(payload: dict[str, Any]) -> str:
 
 
 def write_compare_page(payload: dict[str, Any], out_dir: Path) -> Path:
-    """Write ``out_dir/compare.html`` (temp name, then rename)."""
-    path = Path(out_dir) / PAGE_NAME
-    text = render_compare_page(payload)
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-    return path
+    """Write ``out_dir/compare.html``."""
+    return write_html(Path(out_dir) / PAGE_NAME, render_compare_page(payload))

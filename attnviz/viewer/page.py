@@ -19,11 +19,17 @@ from attnviz.files import VIEWER_NAME
 from attnviz.trace import atomic_write
 from attnviz.trace_store import json_text
 
-__all__ = ["CORE_SCRIPT", "VIEWER_NAME", "json_for_html", "render_page", "self_contained_page", "write_page"]
+__all__ = ["CORE_SCRIPT", "PAGE_STYLE", "PAGE_UI_SCRIPT", "VIEWER_NAME", "json_for_html", "render_page",
+           "self_contained_page", "write_html", "write_page"]
 ScriptName = str | tuple[str, str]  # a file of the page's package, "package:file" or (package, file)
 # The pages' shared calculations (attnvizCore: decoding, normalisation, colours; no DOM): every page loads it first.
 CORE_SCRIPT = ("attnviz.viewer", "viewer_core.js")
-SCRIPT_FILES = (CORE_SCRIPT, "viewer_video.js", "viewer_ui.js")
+# The step pages' shared DOM helpers (attnvizPageUi: token spans, tooltips, play button, segment bar, canvases),
+# loaded after the core, and their shared style rules, before the page's own.
+PAGE_UI_SCRIPT = ("attnviz.viewer", "page_ui.js")
+PAGE_STYLE = ("attnviz.viewer", "page.css")
+SCRIPT_FILES = (CORE_SCRIPT, PAGE_UI_SCRIPT, "viewer_video.js", "viewer_ui.js")
+STYLE_FILES = (PAGE_STYLE, "viewer.css")
 
 
 def asset(package: str, name: str) -> str:
@@ -38,6 +44,11 @@ def script_source(package: str, name: ScriptName) -> tuple[str, str]:
     return (owner or package, file)
 
 
+def joined(package: str, names: tuple[ScriptName, ...]) -> str:
+    """The files ``names`` (see :func:`script_source`) one after another, a newline between two."""
+    return "\n".join(asset(*script_source(package, name)) for name in names)
+
+
 def json_for_html(payload: dict[str, Any]) -> str:
     """JSON that cannot close its ``<script>`` block or open markup, whatever the strings hold."""
     text = json_text(payload, separators=(",", ":"))
@@ -49,15 +60,17 @@ def _sha256(text: str) -> str:
 
 
 def self_contained_page(
-    package: str, names: tuple[str, str, tuple[ScriptName, ...]], payload: dict[str, Any], title: str
+    package: str, names: tuple[str, str | tuple[ScriptName, ...], tuple[ScriptName, ...]], payload: dict[str, Any],
+    title: str,
 ) -> str:
-    """A page from ``package``'s template and style and the scripts ``names`` lists (html, css, js files; a script
-    may come from another package: see :func:`script_source`), in that order, with ``payload`` inline, under a
-    Content-Security-Policy that allows exactly that script and style (by hash) and ``data:`` images: the viewer's,
-    the comparison's and the study report's safety rules in one place."""
-    template, style_name, script_names = names
-    style = asset(package, style_name)
-    script = "\n".join(asset(*script_source(package, name)) for name in script_names)
+    """A page from ``package``'s template, the styles and the scripts ``names`` lists (html file; one css file or a
+    tuple of them; js files; a style or script may come from another package: see :func:`script_source`), each
+    kind joined in that order, with ``payload`` inline, under a Content-Security-Policy that allows exactly that
+    script and style (by hash) and ``data:`` images: the viewer's, the comparison's and the study report's safety
+    rules in one place."""
+    template, style_names, script_names = names
+    style = joined(package, (style_names,) if isinstance(style_names, str) else style_names)
+    script = joined(package, script_names)
     csp = (
         f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
         "img-src data:; base-uri 'none'; form-action 'none'"
@@ -79,13 +92,16 @@ def self_contained_page(
 
 def render_page(payload: dict[str, Any]) -> str:
     """The page's full HTML text for ``payload`` (see :func:`attnviz.viewer.payload.build_payload`)."""
-    names = ("viewer.html", "viewer.css", SCRIPT_FILES)
+    names = ("viewer.html", STYLE_FILES, SCRIPT_FILES)
     return self_contained_page("attnviz.viewer", names, payload, payload.get("title") or "attnviz viewer")
 
 
-def write_page(payload: dict[str, Any], run_dir: Path) -> Path:
-    """Write ``run_dir/viewer.html`` (temp name, then rename)."""
-    path = Path(run_dir) / VIEWER_NAME
-    text = render_page(payload)
+def write_html(path: Path, text: str) -> Path:
+    """Write a page's ``text`` to ``path`` as UTF-8 (temp name, then rename)."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return path
+
+
+def write_page(payload: dict[str, Any], run_dir: Path) -> Path:
+    """Write ``run_dir/viewer.html``."""
+    return write_html(Path(run_dir) / VIEWER_NAME, render_page(payload))

@@ -118,7 +118,7 @@ def pick_layers(trace: Trace, first: int, max_bytes: int) -> tuple[list[int], li
 
 
 def image_data_uri(image: Image.Image, size: tuple[int, int]) -> str:
-    """The image as the model saw it (``size`` = (w, h)), at most MAX_IMAGE_SIDE, as a data: URI."""
+    """The image drawn at ``size`` = (w, h), at most MAX_IMAGE_SIDE (aspect kept), as a data: URI."""
     scale = min(1.0, MAX_IMAGE_SIDE / max(size))
     shown = image.convert("RGB").resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
     buf = io.BytesIO()
@@ -129,6 +129,14 @@ def image_data_uri(image: Image.Image, size: tuple[int, int]) -> str:
         shown.save(buf, format="JPEG", quality=90)
         mime = "image/jpeg"
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def picture_uri(g: ImageGeometry, image: Image.Image) -> str:
+    """The part of ``image`` the grid covers (``g.view``) as a data: URI, at its own size and proportions, as the
+    MP4's tile takes it (not stretched to the model's pixel size, which for square or tiled inputs, as Gemma 3's,
+    InternVL's or Idefics3's, has another aspect): the grid spans the whole picture either way."""
+    shown = g.view(image)
+    return image_data_uri(shown, shown.size)
 
 
 def lut_base64(name: str) -> str:
@@ -160,7 +168,7 @@ def build_payload(
         "sinks": base64.b64encode(sink_flags(trace).tobytes()).decode("ascii"),
         "segments": [{"name": s.name, "first": s.first, "last": s.last} for s in answer_segments(trace)],
         "images": [
-            {**_geometry(g), "src": image_data_uri(g.view(images[g.index]), (g.pixel_w, g.pixel_h))}
+            {**_geometry(g), "src": picture_uri(g, images[g.index])}
             for g in trace.images
             if g.index < len(images)
         ],

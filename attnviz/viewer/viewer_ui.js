@@ -1,6 +1,7 @@
-// attnviz viewer, part 2: the page. Token text only ever enters the DOM through textContent.
+// attnviz viewer, part 2: the page (DOM helpers shared with the comparison: attnvizPageUi, page_ui.js). Token text
+// only ever enters the DOM through textContent.
 (() => {
-  const core = attnvizCore, video = attnvizVideo;
+  const core = attnvizCore, ui = attnvizPageUi, video = attnvizVideo;
   const D = JSON.parse(document.getElementById("attnviz-data").textContent);
   const $ = (id) => document.getElementById(id);
   const SINK_BITS = { special: 1, first: 2, system: 4 };
@@ -51,7 +52,6 @@
     return new Map(positions.map((p, i) => [p, values[i]]));
   }
   const videoName = (g) => (video.isVideo(g) ? `video ${g.video + 1} · ` : "");
-  const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
 
   function buildText() {
     const box = $("text"), frag = document.createDocumentFragment();
@@ -64,18 +64,11 @@
         frag.append(ref);
       }
       if (kinds[p] === "i") continue;
-      const span = document.createElement("span"), shown = core.displayText(D.texts[p]);
-      span.className = core.tokenClass(shown, KIND_NAMES[kinds[p]], p >= P ? segmentOf[p - P] : null);
-      span.dataset.pos = p;
-      span.textContent = shown;
+      const span = ui.tokenSpan(p, D.texts[p], KIND_NAMES[kinds[p]], p >= P ? segmentOf[p - P] : null);
       spans.set(p, span); frag.append(span);
     }
     box.append(frag);
-    box.addEventListener("mousemove", (e) => {
-      const span = e.target.closest(".tok");
-      if (span) showTip(tokenTip(Number(span.dataset.pos)), e); else hideTip();
-    });
-    box.addEventListener("mouseleave", hideTip);
+    ui.tokenTips(box, tokenTip);
   }
 
   function buildImages() {
@@ -83,37 +76,25 @@
     return Promise.all(video.groups(D.images).map(build));
   }
 
-  function figure(view, cap, ...extra) {
-    const fig = document.createElement("figure");
-    fig.append(cap, view.canvas, ...extra); $("images").append(fig); views.push(view);
-    view.canvas.addEventListener("mousemove", (e) => showTip(cellTip(view, e), e));
-    view.canvas.addEventListener("mouseleave", hideTip);
-  }
-
-  function sized(view, img) {  // small images are drawn larger (whole multiples, so cell edges stay sharp)
-    const k = Math.max(1, Math.ceil(MIN_SIDE / Math.max(img.naturalWidth, img.naturalHeight)));
-    view.canvas.width = k * img.naturalWidth; view.canvas.height = k * img.naturalHeight; view.loaded = true;
-  }
+  function sized(view, img) { ui.fitCanvas(view.canvas, img, MIN_SIDE); view.loaded = true; }
 
   function buildImage(geo) {
-    const cap = document.createElement("figcaption"), canvas = document.createElement("canvas");
-    cap.textContent = `${geo.label} · ${geo.grid_w}×${geo.grid_h} cells · ${geo.pixel_w}×${geo.pixel_h} px`;
-    canvas.dataset.image = geo.index;
-    const view = { geo, canvas, ctx: canvas.getContext("2d"), img: new Image(), loaded: false };
-    figure(view, cap);
-    view.img.src = geo.src;
+    const view = { geo, img: Object.assign(new Image(), { src: geo.src }), loaded: false };
+    const caption = `${geo.label} · ${geo.grid_w}×${geo.grid_h} cells · model input ${geo.pixel_w}×${geo.pixel_h} px`;
+    Object.assign(view, ui.canvasFigure({ image: geo.index }, caption, (e) => cellTip(view, e)));
+    views.push(view);
     return view.img.decode().then(() => sized(view, view.img));
   }
 
   function buildVideo(geos) {  // one figure for a video's pairs: the shown pair follows attention or the slider
-    const cap = document.createElement("figcaption"), canvas = document.createElement("canvas");
-    canvas.dataset.video = geos[0].video;
     const imgs = geos.map((g) => Object.assign(new Image(), { src: g.src }));
-    const view = { geo: geos[0], canvas, ctx: canvas.getContext("2d"), img: imgs[0], loaded: false };
+    const view = { geo: geos[0], img: imgs[0], loaded: false };
     const pick = (k) => { view.video.pair = k; view.video.follow = false; render(); };
     const follow = (on) => { view.video.follow = on; render(); };
-    view.video = { geos, imgs, cap, pair: 0, follow: true, ui: video.controls(geos, pick, follow) };
-    figure(view, cap, view.video.ui.box);
+    const controls = video.controls(geos, pick, follow);
+    Object.assign(view, ui.canvasFigure({ video: geos[0].video }, "", (e) => cellTip(view, e), controls.box));
+    view.video = { geos, imgs, cap: view.cap, pair: 0, follow: true, ui: controls };
+    views.push(view);
     return Promise.all(imgs.map((im) => im.decode())).then(() => sized(view, imgs[0]));
   }
 
@@ -130,22 +111,12 @@
     for (const view of views) {
       if (!view.loaded) continue;
       if (view.video) showPair(view, row);
-      const { geo, canvas, ctx, img } = view;
-      ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
       const colourAt = (k) => {  // left out of the scale, or no token: no tint
-        const v = scale.get(geo.cellPos[k]);
+        const v = scale.get(view.geo.cellPos[k]);
         return v === undefined ? null : core.colorOf(lut, v);
       };
-      paint(ctx, core.cellTints(geo, canvas.width, canvas.height, colourAt, S.tint_alpha));
-      if (S.grid_lines) drawGrid(ctx, core.gridLines(geo, canvas.width, canvas.height));
+      ui.drawCells(view, colourAt, S.tint_alpha, S.grid_lines);
     }
-  }
-
-  function paint(ctx, tints) { for (const [rect, fill] of tints) { ctx.fillStyle = fill; ctx.fillRect(...rect); } }
-  function drawGrid(ctx, lines) {
-    ctx.strokeStyle = core.GRID_RGBA; ctx.lineWidth = 1; ctx.beginPath();
-    for (const [x0, y0, x1, y1] of lines) { ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); }
-    ctx.stroke();
   }
 
   function weightLines(p) {
@@ -171,61 +142,32 @@
     return p < 0 ? [`${where} · no token`] : [`${where} · position ${p}`, ...weightLines(p)];
   }
 
-  function showTip(lines, e) {
-    const tip = $("tip");
-    tip.textContent = lines.join("\n"); tip.hidden = false;
-    const [left, top] = core.tipPlace(e.clientX, e.clientY, tip.offsetWidth, tip.offsetHeight, innerWidth, innerHeight);
-    tip.style.left = `${left}px`; tip.style.top = `${top}px`;
-  }
-  function hideTip() { $("tip").hidden = true; }
-
   function render() {
     const t = state.step, row = rows()[t], cur = P + t, lut = luts[state.colormap], mask = excludeMask();
     const textScale = scaled(row, textPositions(t), "text"), start = panelStart();
     for (const [p, span] of spans) {
-      span.hidden = p < start;
-      span.classList.toggle("current", p === cur);
-      span.classList.toggle("future", p > cur);
-      span.classList.toggle("excluded", p < cur && Boolean(sinks[p] & mask));
-      span.style.color = textScale.has(p) ? rgb(core.colorOf(lut, textScale.get(p))) : "";
+      const colour = textScale.has(p) ? core.colorOf(lut, textScale.get(p)) : null;
+      ui.markToken(span, p, cur, { hidden: p < start, excluded: Boolean(sinks[p] & mask), colour });
     }
     document.querySelectorAll(".img-ref").forEach((el) => { el.hidden = Number(el.dataset.from) < start; });
     drawImages(row, lut);
     renderHeader(t, row, mask, lut);
-    $("slider").value = String(t);
-    keepInView(spans.get(cur));
-  }
-
-  function keepInView(span) {  // scroll the text panel (only it) so the current token stays visible
-    const box = $("text");
-    if (!span || span.offsetParent !== box) return;
-    const top = span.offsetTop, bottom = top + span.offsetHeight;
-    if (top < box.scrollTop || bottom > box.scrollTop + box.clientHeight) box.scrollTop = top - box.clientHeight / 2;
+    ui.keepInView($("text"), spans.get(cur));
   }
 
   function renderHeader(t, row, mask, lut) {
-    $("step-label").textContent = `${t + 1}/${T}`;
-    $("current-token").textContent = core.quoted(D.texts[P + t]);
-    const seg = segmentOf[t], label = $("segment-label");
-    label.textContent = seg ? `<${seg}>` : ""; label.className = `segment-label ${seg || ""}`;
+    ui.stepHeader(t, T, D.texts[P + t], segmentOf[t], lut);
     const s = core.shares(row, kinds), pct = (v) => `${(100 * v).toFixed(1)}%`;
     $("shares").textContent =
       `share of this row: image ${pct(s.image)} · text ${pct(s.text)} · special ${pct(s.special)}`;
     $("excluded").textContent =
       mask ? `left out of the scale: ${pct(core.maskedShare(row, sinks, mask))} of the row` : "";
-    const stops = Array.from({ length: 9 }, (_, i) => rgb(core.colorOf(lut, i / 8)));
-    $("legend-bar").style.background = `linear-gradient(to right, ${stops.join(",")})`;
   }
 
   function setStep(t) { state.step = Math.max(0, Math.min(T - 1, t)); render(); }
-  const player = core.player(T, () => state.step, setStep,
-    (on) => { $("play").textContent = on ? "❚❚ pause" : "▶ play"; });
 
   function buildControls() {
-    $("title").textContent = D.title || `sample ${D.sample_id}`;
-    const slider = $("slider"); slider.max = String(T - 1);
-    slider.addEventListener("input", () => { state.step = Number(slider.value); render(); });
-    $("play").addEventListener("click", player.toggle);
+    ui.stepControls(D, () => state.step, setStep);
     const layers = D.layers.map((l) => [l.layer, `layer ${l.layer}`]);
     fillSelect($("layer"), layers, state.layer, (v) => { state.layer = Number(v); });
     $("layer-box").hidden = D.layers.length < 2;
@@ -243,11 +185,6 @@
       box.addEventListener("change", () => { state.exclude[box.checked ? "add" : "delete"](box.value); render(); });
     });
     $("whole-prompt").addEventListener("change", (e) => { state.wholePrompt = e.target.checked; render(); });
-    D.segments.forEach((s) => {
-      const bar = document.createElement("span"), [left, width] = core.segmentExtent(s, T);
-      bar.className = s.name; bar.title = `<${s.name}>`; bar.style.left = `${left}%`; bar.style.width = `${width}%`;
-      $("segment-bar").append(bar);
-    });
     const left = D.left_out_layers;
     $("left-out").textContent = left.length ? `layers not in this page (size): ${left.join(", ")}` : "";
   }
