@@ -8,22 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from attnviz.study.state import SAMPLES_DIR
-from attnviz.sweep.page import index_page
+from attnviz.sweep.page import index_page, link
 from attnviz.trace_store import atomic_write
 
 INDEX = "index.html"
 
 
-def _link(href: str | None, text: str) -> str:
-    return f'<a href="{escape(href, quote=True)}">{escape(text)}</a>' if href else ""
-
-
 def _sample_row(entry: dict[str, Any], record: dict[str, Any]) -> str:
     files, base = entry.get("files") or {}, entry["dir"]
-    links = [_link(f"{base}/{files['viewer']}" if files.get("viewer") else None, "comparison")]
+    links = [link(f"{base}/{files['viewer']}" if files.get("viewer") else None, "comparison")]
     videos = sorted((files.get("videos") or {}).items())
-    links += [_link(f"{base}/{video}", f"video L{layer}") for layer, video in videos]
-    links += [_link(f"{m['dir']}/{SAMPLES_DIR}/{entry['name']}/viewer.html", m["label"]) for m in record["models"]]
+    links += [link(f"{base}/{video}", f"video L{layer}") for layer, video in videos]
+    links += [link(f"{m['dir']}/{SAMPLES_DIR}/{entry['name']}/viewer.html", m["label"]) for m in record["models"]]
     js = entry.get("js_divergence") or {}
     layer = str(record["models"][0]["layer"])
     cells = [f"{escape(m)}: {v[layer]:.3f}" for m, v in js.items() if v.get(layer) is not None]

@@ -109,7 +109,8 @@ def compared_models(entries: list[Any], base: ModelConfig, layer_idx: int,
             continue
         match, pairs = layer_pairs(ref_depth, depth)
         out.append(ComparedModel(label, settings, depth, match, tuple(pairs)))
-    resolve_layer(int(layer_idx), ref_depth) if ref_depth is not None else None  # a bad index: one line, now
+    if ref_depth is not None:
+        resolve_layer(int(layer_idx), ref_depth)  # a bad index: one line, before any model loads
     return out
 
 

@@ -28,6 +28,7 @@ from attnviz.compare.plan import (
     model_dir,
     write_job_record,
 )
+from attnviz.compare.sweep import write_pooled_report
 from attnviz.errors import AttnvizError
 from attnviz.files import TRACE_DIR
 from attnviz.schema import AppConfig, CompareAnswer, CompareConfig, Mode
@@ -152,11 +153,5 @@ def finish(app: AppConfig, job_dir: Path, models: list[ComparedModel], apps: lis
 
 
 def write_compare_report(job_dir: Path, app: AppConfig) -> None:
-    if not app.metrics.enabled:
-        return
-    from attnviz.report.build import NoMetrics, write_report
-
-    try:
-        write_report(job_dir)
-    except NoMetrics as err:
-        log.warning("compare: no report: %s", err)
+    if app.metrics.enabled:
+        write_pooled_report(job_dir)

@@ -14,6 +14,16 @@ from attnviz.compare.plan import RECORD
 log = logging.getLogger(__name__)
 
 
+def write_pooled_report(folder: Path) -> None:
+    """The report over every comparison below ``folder``; a warning when there is nothing to report."""
+    from attnviz.report.build import NoMetrics, write_report
+
+    try:
+        write_report(folder)
+    except NoMetrics as err:
+        log.warning("compare: no report: %s", err)
+
+
 def job_records(sweep_dir: Path) -> list[dict[str, Any]]:
     """Every comparison job's record below ``sweep_dir`` (the jobs' own, not their samples', not hidden)."""
     found = []
@@ -39,11 +49,6 @@ def end_compare(sweep_dir: Path, expected_jobs: int | None) -> dict[str, Any]:
     jobs = expected_jobs if expected_jobs is not None else len(records)
     complete = finished == len(records) == jobs and n_compared == n_samples
     if records:
-        from attnviz.report.build import NoMetrics, write_report
-
-        try:
-            write_report(sweep_dir)
-        except NoMetrics as err:
-            log.warning("compare: no report: %s", err)
+        write_pooled_report(sweep_dir)
     return {"n_jobs": jobs, "n_finished_jobs": finished, "n_samples": n_samples, "n_compared": n_compared,
             "complete": complete}

@@ -36,7 +36,7 @@ def index_page(title: str, intro: list[str], head: list[str], rows: list[str]) -
     return "\n".join(parts) + "\n"
 
 
-def _link(href: str | None, text: str) -> str:
+def link(href: str | None, text: str) -> str:
     return f'<a href="{escape(href, quote=True)}">{escape(text)}</a>' if href else ""
 
 
@@ -46,9 +46,9 @@ def _row(job: dict[str, Any], param_keys: list[str]) -> str:
     cells = [escape(str(job["params"].get(key, ""))) for key in param_keys]
     cells.append(escape(job["status"]))
     shares = [f'<td class="num">{share[k]:.3f}</td>' if k in share else "<td></td>" for k in SHARE_KINDS]
-    links = " ".join(filter(None, [_link(files.get("video"), "video"), _link(files.get("viewer"), "viewer"),
-                                   _link(files.get("poster"), "poster"),
-                                   _link(files.get("metadata"), "metadata")]))
+    links = " ".join(filter(None, [link(files.get("video"), "video"), link(files.get("viewer"), "viewer"),
+                                   link(files.get("poster"), "poster"),
+                                   link(files.get("metadata"), "metadata")]))
     error = f'<div class="error">{escape(job["error"])}</div>' if job.get("error") else ""
     status_class = job["status"].replace(" ", "-")
     return (
